@@ -1,0 +1,113 @@
+//! `supakeys check`: verifies a keys directory offline and lists every problem.
+
+use crate::config::Config;
+use crate::envfile::DotEnv;
+use crate::error::{Error, Result};
+use crate::render::{self, FILES};
+use crate::state::{self, State};
+use crate::store::Dir;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use std::path::Path;
+
+/// Env-file variables that hold API tokens, checked against `jwt_jwks.json`.
+const TOKENS: [(&str, &str); 6] = [
+    ("storage.env", "ANON_KEY"),
+    ("storage.env", "SERVICE_KEY"),
+    ("studio.env", "SUPABASE_ANON_KEY"),
+    ("studio.env", "SUPABASE_SERVICE_KEY"),
+    ("supabase.env", "ANON_KEY_ASYMMETRIC"),
+    ("supabase.env", "SERVICE_ROLE_KEY_ASYMMETRIC"),
+];
+
+/// Checks `dir`. With a `config` (JWT_SECRET available), every file is also compared with
+/// what `init` would write now. Returns the problems found, each one sentence.
+pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
+    let dir = Dir::open(dir_path)?;
+    let state_path = dir_path.join(state::FILE);
+    let bytes = dir.read(state::FILE)?.ok_or(Error::NoState {
+        path: state_path.clone(),
+    })?;
+    let state = State::parse(&bytes, &state_path)?;
+    let mut problems = Vec::new();
+    for (name, mode) in FILES {
+        match dir.mode(name)? {
+            None => problems.push(format!("{name} is missing")),
+            Some(m) if m != mode => {
+                problems.push(format!("{name} has mode {m:04o}, expected {mode:04o}"));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(config) = config {
+        let (expected, _) = state::reconcile(Some(state), config)?;
+        for file in render::plan(config, &expected)? {
+            if let Some(actual) = dir.read(file.name)?
+                && actual[..] != file.bytes[..]
+            {
+                problems.push(format!(
+                    "{} differs from what init would write now (inputs changed, or the file was edited)",
+                    file.name
+                ));
+            }
+        }
+    } else {
+        tracing::info!("JWT_SECRET is not set: skipping the comparison with what init would write");
+    }
+    problems.extend(check_tokens(&dir)?);
+    Ok(problems)
+}
+
+/// Every API token in the env files must verify against `jwt_jwks.json`.
+fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let Some(jwks) = dir.read("jwt_jwks.json")? else {
+        return Ok(problems);
+    };
+    let Ok(set) = serde_json::from_slice::<JwkSet>(&jwks) else {
+        problems.push("jwt_jwks.json is not a JWKS object".into());
+        return Ok(problems);
+    };
+    for (file, variable) in TOKENS {
+        let Some(bytes) = dir.read(file)? else {
+            continue;
+        };
+        let Ok(env) = DotEnv::parse(&String::from_utf8_lossy(&bytes)) else {
+            problems.push(format!("{file} is not a valid env file"));
+            continue;
+        };
+        let Some(token) = env.get(variable) else {
+            problems.push(format!("{file} has no {variable}"));
+            continue;
+        };
+        if let Err(why) = verify(token, &set) {
+            problems.push(format!(
+                "{variable} in {file} does not verify against jwt_jwks.json: {why}"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    let jwk = match &header.kid {
+        Some(kid) => set.find(kid).ok_or("no key with its kid")?,
+        None => set
+            .keys
+            .iter()
+            .find(|k| {
+                matches!(
+                    k.algorithm,
+                    jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)
+                )
+            })
+            .ok_or("it has no kid and there is no HS256 key")?,
+    };
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,111 @@
+//! Command-line flags and environment variables, declared once with clap.
+//!
+//! Secrets (`JWT_SECRET`, legacy keys, opaque keys, `JWT_KEYS`, `DASHBOARD_PASSWORD`) have
+//! no flag: flags show up in `ps`. They are read from the environment or the env file in
+//! [`crate::config`].
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "supakeys",
+    version,
+    about = "Gives self-hosted Supabase asymmetric JWT signing keys: generates them once, \
+             reuses them on every run, and writes the files each service reads.",
+    after_help = "Secrets come from the environment or --env-file only: JWT_SECRET (required), \
+                  ANON_KEY, SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY, \
+                  JWT_KEYS, DASHBOARD_PASSWORD.\nExit codes: 0 ok, 1 internal, 2 bad input, \
+                  3 bad state, 4 I/O or permission, 5 lock timeout, 6 check found problems."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the keys directory (the default command).
+    Init,
+    /// Verify a keys directory offline; exits 6 listing each problem.
+    Check,
+    /// Print supabase.env (upstream's variable names) to stdout.
+    PrintEnv {
+        /// Run init first.
+        #[arg(long)]
+        init: bool,
+    },
+}
+
+/// Settings: each is a flag and an environment variable; an empty variable counts as unset.
+/// Values not given either way are looked up in --env-file, then defaulted.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// Dotenv file read before anything else; variables already in the environment win.
+    #[arg(long, global = true, env = "SUPAKEYS_ENV_FILE", value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// The shared keys directory [default: /keys].
+    #[arg(long, global = true, env = "SUPAKEYS_DIR", value_name = "DIR")]
+    pub dir: Option<String>,
+    /// Algorithm of a newly generated key: ES256 or RS256 [default: ES256].
+    #[arg(long, global = true, env = "SUPAKEYS_ALG")]
+    pub alg: Option<String>,
+    /// RSA modulus size for RS256: 2048, 3072 or 4096 [default: 2048].
+    #[arg(long, global = true, env = "SUPAKEYS_RSA_BITS")]
+    pub rsa_bits: Option<String>,
+    /// Key id of a newly generated key [default: a random UUID v4].
+    #[arg(long, global = true, env = "SUPAKEYS_KID")]
+    pub kid: Option<String>,
+    /// `keep`: services keep the legacy ANON_KEY/SERVICE_ROLE_KEY; `resign`: the re-signed
+    /// asymmetric tokens replace them [default: keep].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_LEGACY_API_KEYS",
+        value_name = "MODE"
+    )]
+    pub legacy_api_keys: Option<String>,
+    /// A kong.yml template with $NAME placeholders [default: the built-in template].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_KONG_TEMPLATE",
+        value_name = "PATH"
+    )]
+    pub kong_template: Option<String>,
+    /// Lifetime of newly minted API tokens: seconds, or a number with s, m, h, d or y [default: 5y].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_TOKEN_TTL",
+        value_name = "DURATION"
+    )]
+    pub token_ttl: Option<String>,
+    /// Seconds to wait for another supakeys holding the directory lock [default: 60].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_LOCK_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub lock_timeout: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<String>,
+    /// Log level: error, warn, info, debug or trace [default: info].
+    #[arg(long, global = true, env = "SUPAKEYS_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Public URL of Auth, used for Kong's OAuth metadata route (e.g. https://example.com/auth/v1).
+    #[arg(long, global = true, env = "JWT_ISSUER", value_name = "URL")]
+    pub jwt_issuer: Option<String>,
+    /// Studio's basic-auth user name, for the kong template.
+    #[arg(long, global = true, env = "DASHBOARD_USERNAME", value_name = "NAME")]
+    pub dashboard_username: Option<String>,
+}

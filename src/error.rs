@@ -1,0 +1,219 @@
+//! Every failure an operator can meet, with the file or variable it concerns, what to do
+//! about it, and the exit code it maps to.
+//!
+//! Messages never contain secret values: variants carry names, paths and descriptions of
+//! the problem, not the offending input.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Exit codes, documented in the README. `main` maps every error to one of these.
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// A bug or an unexpected failure of the operating system (no randomness).
+    pub const INTERNAL: i32 = 1;
+    /// Bad input: a variable, flag, env file, `JWT_KEYS` or kong template is wrong.
+    pub const BAD_INPUT: i32 = 2;
+    /// The existing `state.json` is corrupt, inconsistent or from a newer supakeys.
+    pub const BAD_STATE: i32 = 3;
+    /// Reading or writing the directory failed (missing, permissions, disk full, symlink).
+    pub const IO: i32 = 4;
+    /// Another supakeys held the directory lock for longer than the timeout.
+    pub const LOCK_TIMEOUT: i32 = 5;
+    /// `supakeys check` found problems.
+    pub const CHECK_FAILED: i32 = 6;
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A required variable is unset or empty.
+    MissingInput {
+        name: &'static str,
+        fix: &'static str,
+    },
+    /// A variable or flag has a value supakeys cannot use.
+    InvalidInput {
+        name: &'static str,
+        problem: String,
+        fix: String,
+    },
+    /// `--env-file` names a file that cannot be read.
+    EnvFileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A line of the `--env-file` is not `NAME=value`.
+    EnvFileSyntax {
+        path: PathBuf,
+        line: usize,
+        problem: &'static str,
+    },
+    /// The kong template cannot be read, is not YAML, or has a placeholder without a value.
+    KongTemplate { path: String, problem: String },
+    /// `JWT_KEYS` holds an asymmetric key that the state does not know.
+    JwtKeysMismatch {
+        state_path: PathBuf,
+        given_kid: String,
+        state_kids: String,
+    },
+    /// `state.json` exists but cannot be trusted.
+    StateCorrupt { path: PathBuf, problem: String },
+    /// `state.json` was written by a newer supakeys.
+    StateTooNew { path: PathBuf, version: u64 },
+    /// The output directory does not exist or is not a directory.
+    DirMissing { path: PathBuf },
+    /// A file supakeys manages is a symlink (or not a regular file); it will not write through it.
+    NotARegularFile { path: PathBuf },
+    /// `supakeys check` or `print-env` needs a state that is not there.
+    NoState { path: PathBuf },
+    /// A read, write, rename, sync or permission change failed.
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another process kept the directory lock for too long.
+    LockTimeout { path: PathBuf, seconds: u64 },
+    /// The operating system gave no randomness.
+    Randomness { source: String },
+    /// `supakeys check` found this many problems (each already printed).
+    CheckFailed { problems: usize },
+}
+
+impl Error {
+    pub fn invalid(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            name,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn state(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::StateCorrupt {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The process exit code for this error (see [`exit`]).
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::MissingInput { .. }
+            | Error::InvalidInput { .. }
+            | Error::EnvFileSyntax { .. }
+            | Error::KongTemplate { .. }
+            | Error::JwtKeysMismatch { .. } => exit::BAD_INPUT,
+            Error::EnvFileRead { .. } => exit::BAD_INPUT,
+            Error::StateCorrupt { .. } | Error::StateTooNew { .. } | Error::NoState { .. } => {
+                exit::BAD_STATE
+            }
+            Error::DirMissing { .. } | Error::NotARegularFile { .. } | Error::Io { .. } => exit::IO,
+            Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
+            Error::Randomness { .. } => exit::INTERNAL,
+            Error::CheckFailed { .. } => exit::CHECK_FAILED,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::MissingInput { name, fix } => write!(f, "{name} is not set. {fix}"),
+            Error::InvalidInput { name, problem, fix } => write!(f, "{name}: {problem}. {fix}"),
+            Error::EnvFileRead { path, source } => write!(
+                f,
+                "cannot read the env file {}: {source}. Check the path given to --env-file.",
+                path.display()
+            ),
+            Error::EnvFileSyntax {
+                path,
+                line,
+                problem,
+            } => write!(
+                f,
+                "{}:{line}: {problem}. Lines must look like NAME=value (comments start with #).",
+                path.display()
+            ),
+            Error::KongTemplate { path, problem } => write!(f, "kong template {path}: {problem}"),
+            Error::JwtKeysMismatch {
+                state_path,
+                given_kid,
+                state_kids,
+            } => write!(
+                f,
+                "JWT_KEYS holds the key {given_kid}, but {} holds {state_kids}; supakeys never \
+                 switches keys silently (it would log every user out). Remove JWT_KEYS from the \
+                 environment: the state already holds the key in use.",
+                state_path.display()
+            ),
+            Error::StateCorrupt { path, problem } => write!(
+                f,
+                "{} cannot be trusted: {problem}. Nothing was changed. Restore the file from a \
+                 backup; to start over with a new keypair instead (this logs every user out), \
+                 move it away and run supakeys again.",
+                path.display()
+            ),
+            Error::StateTooNew { path, version } => write!(
+                f,
+                "{} has schema version {version}, newer than this supakeys understands (1). \
+                 Nothing was changed. Use the supakeys version that wrote it, or a newer one.",
+                path.display()
+            ),
+            Error::DirMissing { path } => write!(
+                f,
+                "the directory {} does not exist or is not a directory. Create it or mount the \
+                 keys volume there (set SUPAKEYS_DIR or --dir to use another path).",
+                path.display()
+            ),
+            Error::NotARegularFile { path } => write!(
+                f,
+                "{} is a symlink or not a regular file; supakeys does not write through it. \
+                 Remove it and run supakeys again.",
+                path.display()
+            ),
+            Error::NoState { path } => write!(
+                f,
+                "{} does not exist. Run `supakeys init` first.",
+                path.display()
+            ),
+            Error::Io {
+                action,
+                path,
+                source,
+            } => write!(
+                f,
+                "cannot {action} {}: {source}. Check that the directory is writable by this \
+                 user (uid and mode) and that the disk is not full.",
+                path.display()
+            ),
+            Error::LockTimeout { path, seconds } => write!(
+                f,
+                "another supakeys has held the lock on {} for more than {seconds}s. Wait for it \
+                 to finish, or raise SUPAKEYS_LOCK_TIMEOUT.",
+                path.display()
+            ),
+            Error::Randomness { source } => write!(
+                f,
+                "the operating system gave no randomness ({source}); cannot generate keys"
+            ),
+            Error::CheckFailed { problems } => write!(
+                f,
+                "check found {problems} problem(s); run `supakeys init` to repair the files"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,286 @@
+//! Validation of the inherited HS256 material: `JWT_SECRET`, `ANON_KEY`, `SERVICE_ROLE_KEY`.
+//!
+//! Template generators have shipped broken keys (no `role`, both keys identical, signed with
+//! another secret); each fails here with a message naming the variable, before any file
+//! is touched.
+
+use crate::error::{Error, Result};
+use crate::jwt::{self, Role};
+use crate::secret::Secret;
+
+/// PostgREST >= 13 refuses shorter secrets.
+pub const MIN_SECRET_CHARS: usize = 32;
+/// A legacy key expiring within this many seconds gets a warning.
+pub const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
+
+/// A validated legacy API key.
+#[derive(Debug)]
+pub struct LegacyKey {
+    pub role: Role,
+    pub token: Secret,
+    /// The payload segment exactly as it was, re-signed with the new key.
+    pub payload_b64: String,
+    pub exp: i64,
+}
+
+/// The validated legacy inputs.
+#[derive(Debug)]
+pub struct Legacy {
+    pub secret: Secret,
+    /// Both legacy keys, or neither.
+    pub keys: Option<[LegacyKey; 2]>,
+}
+
+impl Legacy {
+    pub fn key(&self, role: Role) -> Option<&LegacyKey> {
+        self.keys.as_ref()?.iter().find(|k| k.role == role)
+    }
+}
+
+fn variable(role: Role) -> &'static str {
+    match role {
+        Role::Anon => "ANON_KEY",
+        Role::ServiceRole => "SERVICE_ROLE_KEY",
+    }
+}
+
+const SAME_ENV: &str = "Copy it from the same Supabase .env as JWT_SECRET (both keys must be \
+                        HS256 JWTs signed with JWT_SECRET), or unset both ANON_KEY and \
+                        SERVICE_ROLE_KEY to have supakeys mint new API tokens.";
+
+/// Validates `JWT_SECRET` and the optional legacy keys at time `now` (unix seconds).
+pub fn validate(
+    secret: Option<Secret>,
+    anon: Option<Secret>,
+    service: Option<Secret>,
+    now: i64,
+) -> Result<Legacy> {
+    let secret = secret.ok_or(Error::MissingInput {
+        name: "JWT_SECRET",
+        fix: "Set it to the JWT_SECRET of your Supabase .env (at least 32 characters), or pass \
+              that file with --env-file.",
+    })?;
+    let chars = secret.expose().chars().count();
+    if chars < MIN_SECRET_CHARS {
+        return Err(Error::invalid(
+            "JWT_SECRET",
+            format!(
+                "is {chars} characters long; at least {MIN_SECRET_CHARS} are required (PostgREST refuses shorter secrets)"
+            ),
+            "Use a longer random secret, e.g. `openssl rand -base64 48`, and regenerate ANON_KEY and SERVICE_ROLE_KEY with it.",
+        ));
+    }
+    let keys = match (anon, service) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(Error::MissingInput {
+                name: "SERVICE_ROLE_KEY",
+                fix: "ANON_KEY is set: set SERVICE_ROLE_KEY from the same .env too, or unset both.",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(Error::MissingInput {
+                name: "ANON_KEY",
+                fix: "SERVICE_ROLE_KEY is set: set ANON_KEY from the same .env too, or unset both.",
+            });
+        }
+        (Some(anon), Some(service)) => {
+            if anon == service {
+                return Err(Error::invalid(
+                    "SERVICE_ROLE_KEY",
+                    "is identical to ANON_KEY (a known template-generator bug)",
+                    "Generate two distinct keys, one with role anon and one with role service_role.",
+                ));
+            }
+            Some([
+                check_key(Role::Anon, anon, &secret, now)?,
+                check_key(Role::ServiceRole, service, &secret, now)?,
+            ])
+        }
+    };
+    Ok(Legacy { secret, keys })
+}
+
+fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<LegacyKey> {
+    let name = variable(role);
+    let bad = |problem: String| Error::invalid(name, problem, SAME_ENV);
+    let parsed = jwt::parse(token.expose()).map_err(|p| bad(p.describe().into()))?;
+    let alg = parsed.header.get("alg").and_then(|a| a.as_str());
+    if alg != Some("HS256") {
+        return Err(Error::invalid(
+            name,
+            format!(
+                "has header alg {}, not HS256",
+                shown(parsed.header.get("alg"))
+            ),
+            "Give the legacy HS256 key here; supakeys makes the asymmetric one itself.",
+        ));
+    }
+    if !jwt::hs256_verifies(&parsed, secret.expose()) {
+        return Err(bad("its signature does not verify with JWT_SECRET".into()));
+    }
+    let claim_role = parsed.payload.get("role").and_then(|r| r.as_str());
+    if claim_role != Some(role.as_str()) {
+        return Err(bad(format!(
+            "has role {}, expected \"{}\"",
+            shown(parsed.payload.get("role")),
+            role.as_str()
+        )));
+    }
+    let exp = parsed
+        .payload
+        .get("exp")
+        .and_then(|e| e.as_i64())
+        .ok_or_else(|| bad("has no numeric exp claim".into()))?;
+    if exp <= now {
+        return Err(Error::invalid(
+            name,
+            format!("expired on {}", date(exp)),
+            "Generate new legacy keys with JWT_SECRET (or unset both keys to have supakeys mint new tokens).",
+        ));
+    }
+    if exp - now < EXPIRY_WARNING_SECS {
+        tracing::warn!(variable = name, expires = %date(exp), "legacy API key expires within 30 days; generate new keys soon");
+    }
+    let payload_b64 = parsed.payload_b64.to_owned();
+    Ok(LegacyKey {
+        role,
+        token,
+        payload_b64,
+        exp,
+    })
+}
+
+/// A claim value for an error message: short, and only when it is a plain word.
+fn shown(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None => "(missing)".into(),
+        Some(serde_json::Value::String(s))
+            if s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            format!("\"{s}\"")
+        }
+        Some(_) => "(not a short word)".into(),
+    }
+}
+
+/// A unix time as an RFC 3339 UTC timestamp (civil-from-days, no time zone database).
+pub fn date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwk::b64;
+    use serde_json::json;
+
+    const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+    const NOW: i64 = 1_800_000_000;
+
+    fn hs256(payload: serde_json::Value, secret: &str) -> Secret {
+        let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let body = b64(payload.to_string().as_bytes());
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+        let msg = format!("{header}.{body}");
+        let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .unwrap();
+        Secret::new(format!("{msg}.{sig}"))
+    }
+
+    fn key(role: &str, exp: i64) -> Secret {
+        hs256(
+            json!({"role": role, "iss": "supabase", "iat": 0, "exp": exp}),
+            SECRET,
+        )
+    }
+
+    fn run(anon: Option<Secret>, service: Option<Secret>) -> Result<Legacy> {
+        validate(Some(Secret::new(SECRET)), anon, service, NOW)
+    }
+
+    fn message(r: Result<Legacy>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_valid_keys_and_keeps_payload_bytes() {
+        let anon = key("anon", NOW + 1000 * 86_400);
+        let legacy = run(
+            Some(anon.clone()),
+            Some(key("service_role", NOW + 1_000_000_000)),
+        )
+        .unwrap();
+        let k = legacy.key(Role::Anon).unwrap();
+        assert_eq!(anon.expose().split('.').nth(1).unwrap(), k.payload_b64);
+    }
+
+    #[test]
+    fn missing_and_short_secret() {
+        assert!(message(validate(None, None, None, NOW)).starts_with("JWT_SECRET is not set"));
+        let short = validate(Some(Secret::new("short")), None, None, NOW);
+        assert!(message(short).contains("5 characters"));
+    }
+
+    #[test]
+    fn each_bad_key_names_its_variable_and_never_echoes_it() {
+        let good_service = || Some(key("service_role", NOW + 99_999));
+        let cases: Vec<(Secret, &str)> = vec![
+            (Secret::new("not-a-jwt"), "three dot-separated"),
+            (
+                hs256(
+                    json!({"role":"anon","exp":NOW+99}),
+                    "another-secret-of-at-least-32-chars!!",
+                ),
+                "does not verify",
+            ),
+            (key("service", NOW + 99), "expected \"anon\""),
+            (key("anon", NOW - 1), "expired on"),
+            (hs256(json!({"role":"anon"}), SECRET), "no numeric exp"),
+        ];
+        for (token, expected) in cases {
+            let text = message(run(Some(token.clone()), good_service()));
+            assert!(text.starts_with("ANON_KEY: "), "{text}");
+            assert!(text.contains(expected), "{text} should contain {expected}");
+            assert!(!text.contains(token.expose()));
+            assert!(!text.contains(SECRET));
+        }
+    }
+
+    #[test]
+    fn identical_keys_are_refused() {
+        let k = key("anon", NOW + 99);
+        assert!(message(run(Some(k.clone()), Some(k))).contains("identical"));
+    }
+
+    #[test]
+    fn one_key_without_the_other_is_refused() {
+        assert!(
+            message(run(Some(key("anon", NOW + 9)), None))
+                .starts_with("SERVICE_ROLE_KEY is not set")
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(date(1_800_000_000), "2027-01-15T08:00:00Z");
+        assert_eq!(date(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

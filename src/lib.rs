@@ -1,0 +1,31 @@
+//! supakeys: gives self-hosted Supabase asymmetric JWT signing keys.
+//!
+//! `main.rs` only parses the command line and calls [`run::main`]. The modules, from the
+//! edge inwards: [`cli`] and [`config`] turn flags, environment and env file into a
+//! validated [`config::Config`]; [`legacy`] validates the inherited HS256 material;
+//! [`state`] loads and reconciles `state.json`; [`render`] and [`kong`] compute every
+//! output file in memory; [`store`] is the only module that writes to disk.
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod envfile;
+pub mod error;
+pub mod jwk;
+pub mod jwt;
+pub mod kong;
+pub mod legacy;
+pub mod opaque;
+pub mod render;
+pub mod run;
+pub mod secret;
+pub mod state;
+pub mod store;
+
+/// Fills `buf` with the operating system's randomness.
+pub fn fill_random(buf: &mut [u8]) -> error::Result<()> {
+    getrandom::fill(buf).map_err(|e| error::Error::Randomness {
+        source: e.to_string(),
+    })
+}

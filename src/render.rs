@@ -1,0 +1,202 @@
+//! The pure heart of supakeys: from the configuration and the state, the exact bytes of
+//! every file in the keys directory. Nothing here touches the disk.
+
+use crate::config::{ApiKeyMode, Config};
+use crate::envfile;
+use crate::error::Result;
+use crate::jwk::oct_jwk;
+use crate::jwt::{self, Role};
+use crate::kong;
+use crate::state::{self, State};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+/// Mode of files holding private keys or secret API keys.
+pub const PRIVATE: u32 = 0o600;
+/// Mode of files with public keys or with keys every client holds anyway.
+pub const PUBLIC: u32 = 0o644;
+
+/// One file as it must be on disk.
+pub struct PlannedFile {
+    pub name: &'static str,
+    pub mode: u32,
+    pub bytes: Zeroizing<Vec<u8>>,
+}
+
+/// The API tokens of this run.
+struct Tokens {
+    anon_asymmetric: String,
+    service_asymmetric: String,
+    /// What services use as ANON_KEY / SERVICE_ROLE_KEY, per the mode.
+    anon: String,
+    service: String,
+}
+
+fn tokens(config: &Config, state: &State) -> Tokens {
+    let key = state.current();
+    let asymmetric = |role: Role| {
+        let payload = match config.legacy.key(role) {
+            // The legacy payload is re-signed byte for byte: same claims, same expiry.
+            Some(legacy) => legacy.payload_b64.clone(),
+            None => jwt::minted_payload(role, state.minted.iat, state.minted.exp),
+        };
+        jwt::sign(key, &payload)
+    };
+    let anon_asymmetric = asymmetric(Role::Anon);
+    let service_asymmetric = asymmetric(Role::ServiceRole);
+    let effective = |role: Role, asymmetric: &String| match (config.mode, config.legacy.key(role)) {
+        (ApiKeyMode::Keep, Some(legacy)) => legacy.token.expose().to_owned(),
+        _ => asymmetric.clone(),
+    };
+    Tokens {
+        anon: effective(Role::Anon, &anon_asymmetric),
+        service: effective(Role::ServiceRole, &service_asymmetric),
+        anon_asymmetric,
+        service_asymmetric,
+    }
+}
+
+fn json_line(value: &Value) -> Zeroizing<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(value).expect("JSON serializes");
+    bytes.push(b'\n');
+    Zeroizing::new(bytes)
+}
+
+/// Every file of the keys directory, `state.json` first (it is the commit point: once it
+/// is written, a crash before the others are leaves a state the next run completes).
+pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
+    let key = state.current();
+    let oct = oct_jwk(config.legacy.secret.expose());
+    let public: Vec<Value> = state.keys.iter().map(|k| k.key.public_jwk()).collect();
+    let jwks = json!({ "keys": public });
+    let mut with_oct = public.clone();
+    with_oct.push(oct.clone());
+    let jwt_jwks = json!({ "keys": with_oct });
+    let gotrue_keys = Zeroizing::new(json!([key.private_jwk(), oct]).to_string());
+    let valid_methods = format!("{},HS256", key.algorithm().as_str());
+    let jwks_text = jwks.to_string();
+    let jwt_jwks_text = jwt_jwks.to_string();
+    let t = tokens(config, state);
+    let publishable = state.publishable_key.expose();
+    let secret = state.secret_key.expose();
+    let legacy_extra = |role: Role| match config.mode {
+        ApiKeyMode::Resign => config.legacy.key(role).map(|k| k.token.expose()),
+        ApiKeyMode::Keep => None,
+    };
+    let kong = config.kong.render(&kong::Values {
+        anon_key: &t.anon,
+        service_key: &t.service,
+        publishable_key: publishable,
+        secret_key: secret,
+        anon_asymmetric: &t.anon_asymmetric,
+        service_asymmetric: &t.service_asymmetric,
+        extra_anon: legacy_extra(Role::Anon),
+        extra_service: legacy_extra(Role::ServiceRole),
+        dashboard_username: config.dashboard_username.as_deref(),
+        dashboard_password: config.dashboard_password.as_ref().map(|p| p.expose()),
+        jwt_issuer: config.jwt_issuer.as_deref(),
+    })?;
+    let env = |name: &'static str, mode: u32, comment: &str, vars: &[(&str, &str)]| PlannedFile {
+        name,
+        mode,
+        bytes: envfile::render(comment, vars),
+    };
+    Ok(vec![
+        PlannedFile {
+            name: state::FILE,
+            mode: PRIVATE,
+            bytes: state.to_bytes(),
+        },
+        env(
+            "auth.env",
+            PRIVATE,
+            "Written by supakeys for auth (GoTrue: auth --config this file). Holds the private signing key.",
+            &[
+                ("GOTRUE_JWT_KEYS", &gotrue_keys),
+                ("GOTRUE_JWT_VALID_METHODS", &valid_methods),
+                ("GOTRUE_JWT_VALIDMETHODS", &valid_methods),
+            ],
+        ),
+        PlannedFile {
+            name: "jwks.json",
+            mode: PUBLIC,
+            bytes: json_line(&jwks),
+        },
+        PlannedFile {
+            name: "jwt_jwks.json",
+            mode: PUBLIC,
+            bytes: json_line(&jwt_jwks),
+        },
+        env(
+            "realtime.env",
+            PUBLIC,
+            "Written by supakeys for realtime.",
+            &[("API_JWT_JWKS", &jwt_jwks_text)],
+        ),
+        env(
+            "storage.env",
+            PUBLIC,
+            "Written by supakeys for storage.",
+            &[
+                ("JWT_JWKS", &jwt_jwks_text),
+                ("ANON_KEY", &t.anon),
+                ("SERVICE_KEY", &t.service),
+            ],
+        ),
+        env(
+            "functions.env",
+            PUBLIC,
+            "Written by supakeys for functions (edge-runtime).",
+            &[
+                ("SUPABASE_JWKS", &jwks_text),
+                ("SUPABASE_PUBLISHABLE_KEY", publishable),
+                ("SUPABASE_SECRET_KEY", secret),
+            ],
+        ),
+        env(
+            "studio.env",
+            PUBLIC,
+            "Written by supakeys for studio.",
+            &[
+                ("SUPABASE_ANON_KEY", &t.anon),
+                ("SUPABASE_SERVICE_KEY", &t.service),
+                ("SUPABASE_PUBLISHABLE_KEY", publishable),
+                ("SUPABASE_SECRET_KEY", secret),
+            ],
+        ),
+        env(
+            "supabase.env",
+            PRIVATE,
+            "Written by supakeys: every generated value under upstream Supabase's names.",
+            &[
+                ("JWT_KEYS", &gotrue_keys),
+                ("JWT_JWKS", &jwt_jwks_text),
+                ("ANON_KEY_ASYMMETRIC", &t.anon_asymmetric),
+                ("SERVICE_ROLE_KEY_ASYMMETRIC", &t.service_asymmetric),
+                ("SUPABASE_PUBLISHABLE_KEY", publishable),
+                ("SUPABASE_SECRET_KEY", secret),
+                ("ANON_KEY", &t.anon),
+                ("SERVICE_ROLE_KEY", &t.service),
+            ],
+        ),
+        PlannedFile {
+            name: "kong.yml",
+            mode: PUBLIC,
+            bytes: Zeroizing::new(kong.into_bytes()),
+        },
+    ])
+}
+
+/// Every managed file with its mode, in the order [`plan`] returns them.
+pub const FILES: [(&str, u32); 10] = [
+    (state::FILE, PRIVATE),
+    ("auth.env", PRIVATE),
+    ("jwks.json", PUBLIC),
+    ("jwt_jwks.json", PUBLIC),
+    ("realtime.env", PUBLIC),
+    ("storage.env", PUBLIC),
+    ("functions.env", PUBLIC),
+    ("studio.env", PUBLIC),
+    ("supabase.env", PRIVATE),
+    ("kong.yml", PUBLIC),
+];

@@ -1,0 +1,6 @@
+//! End-to-end tests: they drive the real `supakeys` binary in temporary directories.
+
+mod support;
+
+mod errors;
+mod init;
