@@ -37,6 +37,34 @@ pub enum Command {
         #[arg(long)]
         init: bool,
     },
+    /// Key lifecycle: list, standby, rotate, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Each key with its status and dates, legacy HS256 on/off, API token expiry.
+    #[command(visible_alias = "status")]
+    List {
+        /// `table` for people, `json` for scripts.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Generate a key that every verifier publishes but nothing signs with yet.
+    Standby,
+    /// Make the standby key the signing key; the current key keeps verifying as previous.
+    Rotate {
+        /// Create a standby key and promote it at once (verifiers with a cached JWKS will
+        /// reject new tokens until their cache expires).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Remove a previous or standby key from every JWKS and drop its private part.
+    Revoke {
+        /// The kid of the key to revoke.
+        kid: String,
+    },
 }
 
 /// Settings: each is a flag and an environment variable; an empty variable counts as unset.
@@ -67,6 +95,15 @@ pub struct Settings {
         value_name = "MODE"
     )]
     pub legacy_api_keys: Option<String>,
+    /// `accept`: verifiers keep accepting legacy HS256 tokens; `reject`: the legacy secret
+    /// leaves every key set [default: accept].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_LEGACY_HS256",
+        value_name = "MODE"
+    )]
+    pub legacy_hs256: Option<String>,
     /// A kong.yml template with $NAME placeholders [default: the built-in template].
     #[arg(
         long,

@@ -28,6 +28,15 @@ pub enum ApiKeyMode {
     Resign,
 }
 
+/// Whether verifiers keep accepting tokens signed with the legacy HS256 `JWT_SECRET`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegacyHs256 {
+    Accept,
+    /// The oct key leaves every key set; HS256 leaves the valid methods; Kong stops
+    /// accepting the legacy API keys.
+    Reject,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -40,6 +49,7 @@ pub struct Config {
     pub key_spec: KeySpec,
     pub kid: Option<Kid>,
     pub mode: ApiKeyMode,
+    pub legacy_hs256: LegacyHs256,
     pub kong: Template,
     pub token_ttl: i64,
     pub lock_timeout: Duration,
@@ -174,6 +184,25 @@ impl Inputs {
                 ));
             }
         };
+        let legacy_hs256 = match self
+            .setting(&s.legacy_hs256, "SUPAKEYS_LEGACY_HS256")
+            .as_deref()
+        {
+            None | Some("accept") => LegacyHs256::Accept,
+            Some("reject") => LegacyHs256::Reject,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "SUPAKEYS_LEGACY_HS256",
+                    "must be accept or reject",
+                    "Unset it for accept.",
+                ));
+            }
+        };
+        if legacy_hs256 == LegacyHs256::Reject && mode == ApiKeyMode::Keep {
+            tracing::warn!(
+                "SUPAKEYS_LEGACY_HS256=reject: services now use the asymmetric API tokens; clients still on the legacy ANON_KEY/SERVICE_ROLE_KEY are refused (give them the opaque sb_publishable_/sb_secret_ keys), and Studio's HS256 role-impersonation tokens stop working"
+            );
+        }
         let token_ttl = match self.setting(&s.token_ttl, "SUPAKEYS_TOKEN_TTL") {
             None => DEFAULT_TTL_SECS,
             Some(text) => parse_duration(&text).ok_or_else(|| {
@@ -208,7 +237,7 @@ impl Inputs {
         let secret_key = self.opaque(Kind::Secret)?;
         let jwt_keys = match self.secret("JWT_KEYS") {
             None => None,
-            Some(text) => Some(adopt_jwt_keys(text.expose(), &legacy)?),
+            Some(text) => adopt_jwt_keys(text.expose(), &legacy)?,
         };
         let jwt_issuer = match self.setting(&s.jwt_issuer, "JWT_ISSUER") {
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
@@ -252,6 +281,7 @@ impl Inputs {
             key_spec,
             kid,
             mode,
+            legacy_hs256,
             kong,
             token_ttl,
             lock_timeout: Duration::from_secs(lock_timeout),
@@ -311,8 +341,9 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 }
 
 /// Parses upstream's `JWT_KEYS` (a JSON array: one private signing JWK plus the oct key)
-/// and returns its asymmetric key.
-fn adopt_jwt_keys(text: &str, legacy: &Legacy) -> Result<SigningKey> {
+/// and returns its asymmetric key. `[]` is upstream's "legacy only" value and Dokploy's
+/// template default: it means there is nothing to adopt.
+fn adopt_jwt_keys(text: &str, legacy: &Legacy) -> Result<Option<SigningKey>> {
     const FIX: &str = "Give the JWT_KEYS value written by upstream's add-new-auth-keys.sh \
                        (a JSON array of one private EC or RSA JWK with key_ops [\"sign\",\"verify\"] \
                        and the oct key), or unset it to generate a new key.";
@@ -323,6 +354,10 @@ fn adopt_jwt_keys(text: &str, legacy: &Legacy) -> Result<SigningKey> {
             "must be a JSON array of JWKs, not an object or a string".into(),
         ));
     };
+    if keys.is_empty() {
+        tracing::info!("JWT_KEYS is [] (legacy only): nothing to adopt");
+        return Ok(None);
+    }
     let signers = keys
         .iter()
         .filter(|k| {
@@ -352,7 +387,7 @@ fn adopt_jwt_keys(text: &str, legacy: &Legacy) -> Result<SigningKey> {
         asymmetric.push(key);
     }
     match asymmetric.len() {
-        1 => Ok(asymmetric.remove(0)),
+        1 => Ok(Some(asymmetric.remove(0))),
         n => Err(bad(format!(
             "has {n} asymmetric keys; supakeys adopts exactly one"
         ))),

@@ -79,6 +79,11 @@ pub enum Error {
     LockTimeout { path: PathBuf, seconds: u64 },
     /// The operating system gave no randomness.
     Randomness { source: String },
+    /// A `keys` command cannot be applied to the current state.
+    Refused {
+        command: &'static str,
+        reason: String,
+    },
     /// `supakeys check` found this many problems (each already printed).
     CheckFailed { problems: usize },
 }
@@ -114,7 +119,8 @@ impl Error {
             | Error::InvalidInput { .. }
             | Error::EnvFileSyntax { .. }
             | Error::KongTemplate { .. }
-            | Error::JwtKeysMismatch { .. } => exit::BAD_INPUT,
+            | Error::JwtKeysMismatch { .. }
+            | Error::Refused { .. } => exit::BAD_INPUT,
             Error::EnvFileRead { .. } => exit::BAD_INPUT,
             Error::StateCorrupt { .. } | Error::StateTooNew { .. } | Error::NoState { .. } => {
                 exit::BAD_STATE
@@ -208,6 +214,9 @@ impl fmt::Display for Error {
                 f,
                 "the operating system gave no randomness ({source}); cannot generate keys"
             ),
+            Error::Refused { command, reason } => {
+                write!(f, "keys {command}: {reason}. Nothing was changed.")
+            }
             Error::CheckFailed { problems } => write!(
                 f,
                 "check found {problems} problem(s); run `supakeys init` to repair the files"

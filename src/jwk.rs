@@ -382,6 +382,12 @@ impl SigningKey {
         self.jwk_with(&["sign", "verify"], true)
     }
 
+    /// The private JWK of a key that verifies but must not sign (standby, previous):
+    /// GoTrue signs only with the one key whose `key_ops` has `sign`.
+    pub fn private_verify_jwk(&self) -> Value {
+        self.jwk_with(&["verify"], true)
+    }
+
     /// The public JWK, `key_ops: ["verify"]` (the only value WebCrypto accepts besides none).
     pub fn public_jwk(&self) -> Value {
         self.jwk_with(&["verify"], false)

@@ -14,6 +14,7 @@ pub mod envfile;
 pub mod error;
 pub mod jwk;
 pub mod jwt;
+pub mod keys;
 pub mod kong;
 pub mod legacy;
 pub mod opaque;

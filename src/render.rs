@@ -1,7 +1,7 @@
 //! The pure heart of supakeys: from the configuration and the state, the exact bytes of
 //! every file in the keys directory. Nothing here touches the disk.
 
-use crate::config::{ApiKeyMode, Config};
+use crate::config::{ApiKeyMode, Config, LegacyHs256};
 use crate::envfile;
 use crate::error::Result;
 use crate::jwk::oct_jwk;
@@ -44,8 +44,12 @@ fn tokens(config: &Config, state: &State) -> Tokens {
     };
     let anon_asymmetric = asymmetric(Role::Anon);
     let service_asymmetric = asymmetric(Role::ServiceRole);
-    let effective = |role: Role, asymmetric: &String| match (config.mode, config.legacy.key(role)) {
-        (ApiKeyMode::Keep, Some(legacy)) => legacy.token.expose().to_owned(),
+    let effective = |role: Role, asymmetric: &String| match (
+        config.mode,
+        config.legacy_hs256,
+        config.legacy.key(role),
+    ) {
+        (ApiKeyMode::Keep, LegacyHs256::Accept, Some(legacy)) => legacy.token.expose().to_owned(),
         _ => asymmetric.clone(),
     };
     Tokens {
@@ -66,22 +70,51 @@ fn json_line(value: &Value) -> Zeroizing<Vec<u8>> {
 /// is written, a crash before the others are leaves a state the next run completes).
 pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
     let key = state.current();
-    let oct = oct_jwk(config.legacy.secret.expose());
-    let public: Vec<Value> = state.keys.iter().map(|k| k.key.public_jwk()).collect();
+    let verifiers = state.verifiers();
+    // With legacy HS256 rejected, the oct key leaves every key set and HS256 the methods.
+    let oct = match config.legacy_hs256 {
+        LegacyHs256::Accept => Some(oct_jwk(config.legacy.secret.expose())),
+        LegacyHs256::Reject => None,
+    };
+    let public: Vec<Value> = verifiers.iter().map(|k| k.public_jwk()).collect();
     let jwks = json!({ "keys": public });
-    let mut with_oct = public.clone();
-    with_oct.push(oct.clone());
-    let jwt_jwks = json!({ "keys": with_oct });
-    let gotrue_keys = Zeroizing::new(json!([key.private_jwk(), oct]).to_string());
-    let valid_methods = format!("{},HS256", key.algorithm().as_str());
+    let jwt_jwks = json!({ "keys": public.iter().chain(&oct).collect::<Vec<_>>() });
+    let gotrue_keys: Vec<Value> = verifiers
+        .iter()
+        .map(|k| {
+            if k.kid() == key.kid() {
+                k.private_jwk()
+            } else {
+                k.private_verify_jwk()
+            }
+        })
+        .chain(oct.clone())
+        .collect();
+    let gotrue_keys = Zeroizing::new(Value::Array(gotrue_keys).to_string());
+    let mut methods: Vec<&str> = Vec::new();
+    for k in &verifiers {
+        let alg = k.algorithm().as_str();
+        if !methods.contains(&alg) {
+            methods.push(alg);
+        }
+    }
+    if oct.is_some() {
+        methods.push("HS256");
+    }
+    let valid_methods = methods.join(",");
     let jwks_text = jwks.to_string();
     let jwt_jwks_text = jwt_jwks.to_string();
     let t = tokens(config, state);
     let publishable = state.publishable_key.expose();
     let secret = state.secret_key.expose();
-    let legacy_extra = |role: Role| match config.mode {
-        ApiKeyMode::Resign => config.legacy.key(role).map(|k| k.token.expose()),
-        ApiKeyMode::Keep => None,
+    // Newer function code reads the opaque keys as named maps (`default` is the one key).
+    let publishable_map = json!({ "default": publishable }).to_string();
+    let secret_map = Zeroizing::new(json!({ "default": secret }).to_string());
+    let legacy_extra = |role: Role| match (config.mode, config.legacy_hs256) {
+        (ApiKeyMode::Resign, LegacyHs256::Accept) => {
+            config.legacy.key(role).map(|k| k.token.expose())
+        }
+        _ => None,
     };
     let kong = config.kong.render(&kong::Values {
         anon_key: &t.anon,
@@ -151,6 +184,8 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
                 ("SUPABASE_JWKS", &jwks_text),
                 ("SUPABASE_PUBLISHABLE_KEY", publishable),
                 ("SUPABASE_SECRET_KEY", secret),
+                ("SUPABASE_PUBLISHABLE_KEYS", &publishable_map),
+                ("SUPABASE_SECRET_KEYS", &secret_map),
             ],
         ),
         env(

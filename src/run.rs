@@ -1,10 +1,10 @@
 //! The commands: `init`, `check`, `print-env`. Each loads the configuration, does its work
 //! and returns an error that `main` turns into an exit code.
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, KeysCommand};
 use crate::config::{Inputs, LogFormat};
 use crate::error::{Error, Result, exit};
-use crate::state::{self, Change, State};
+use crate::state::{self, Change, Refused, State, Transition};
 use crate::store::Dir;
 use std::io::Write;
 
@@ -34,6 +34,10 @@ pub fn main(cli: Cli) -> i32 {
         Command::Init => init(&inputs),
         Command::Check => check(&inputs),
         Command::PrintEnv { init: also_init } => print_env(&inputs, also_init),
+        Command::Keys(KeysCommand::List { format }) => crate::keys::list(&inputs, &format),
+        Command::Keys(KeysCommand::Standby) => update(&inputs, Op::Standby),
+        Command::Keys(KeysCommand::Rotate { now }) => update(&inputs, Op::Rotate { now }),
+        Command::Keys(KeysCommand::Revoke { kid }) => update(&inputs, Op::Revoke(kid)),
     };
     match result {
         Ok(()) => exit::OK,
@@ -62,8 +66,33 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// What a run does to the state besides reconciling it with the inputs.
+enum Op {
+    Init,
+    Standby,
+    Rotate { now: bool },
+    Revoke(String),
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Init => "init",
+            Op::Standby => "standby",
+            Op::Rotate { .. } => "rotate",
+            Op::Revoke(_) => "revoke",
+        }
+    }
+}
+
 /// `supakeys init`: validate everything, then lock, reconcile the state and write.
 pub fn init(inputs: &Inputs) -> Result<()> {
+    update(inputs, Op::Init)
+}
+
+/// Init, or a lifecycle transition: one locked read-modify-write of the directory, with
+/// `state.json` written first so a crash leaves either the old or the new state.
+fn update(inputs: &Inputs, op: Op) -> Result<()> {
     let config = inputs.config(now())?;
     let dir = Dir::open(&config.dir)?;
     let lock = dir.lock(config.lock_timeout)?;
@@ -73,7 +102,10 @@ pub fn init(inputs: &Inputs) -> Result<()> {
         .read(state::FILE)?
         .map(|bytes| State::parse(&bytes, &state_path))
         .transpose()?;
-    let (state, changes) = state::reconcile(previous, &config)?;
+    if previous.is_none() && !matches!(op, Op::Init) {
+        return Err(Error::NoState { path: state_path });
+    }
+    let (mut state, changes) = state::reconcile(previous, &config)?;
     for change in &changes {
         match change {
             Change::Generated { kid, alg } => {
@@ -99,8 +131,41 @@ pub fn init(inputs: &Inputs) -> Result<()> {
             ),
         }
     }
+    let refused = |Refused(reason)| Error::Refused {
+        command: op.name(),
+        reason,
+    };
+    let transition = match &op {
+        Op::Init => None,
+        Op::Standby => Some(
+            state
+                .add_standby(config.key_spec, config.kid.clone(), config.now)?
+                .map_err(refused)?,
+        ),
+        Op::Rotate { now: false } => Some(state.rotate(config.now).map_err(refused)?),
+        Op::Rotate { now: true } => {
+            if let Transition::Done(made) = state
+                .add_standby(config.key_spec, config.kid.clone(), config.now)?
+                .map_err(refused)?
+            {
+                tracing::warn!(
+                    "{made}; promoting it at once: verifiers that cached the JWKS reject its tokens until their cache expires (10 minutes for supabase-js)"
+                );
+            }
+            Some(state.rotate(config.now).map_err(refused)?)
+        }
+        Op::Revoke(kid) => Some(state.revoke(kid, config.now).map_err(refused)?),
+    };
+    match &transition {
+        Some(Transition::Done(what)) => tracing::info!("{what}"),
+        Some(Transition::Unchanged(why)) => tracing::info!("nothing to do: {why}"),
+        None => {}
+    }
     let plan = crate::render::plan(&config, &state)?;
     let applied = dir.apply(&lock, &plan)?;
+    if transition.is_some() {
+        print_reloads(&applied.written)?;
+    }
     let key = state.current();
     tracing::info!(
         kid = %key.kid(),
@@ -112,6 +177,24 @@ pub fn init(inputs: &Inputs) -> Result<()> {
         "keys directory is ready"
     );
     Ok(())
+}
+
+/// Tells the operator which services must reload or restart to see the new files.
+fn print_reloads(written: &[&str]) -> Result<()> {
+    let mut lines = Vec::new();
+    for (file, service, how) in crate::keys::READERS {
+        if written.contains(&file) {
+            lines.push(format!("  {service:<10} {how}"));
+        }
+    }
+    let text = if lines.is_empty() {
+        "No file changed: nothing to restart.\n".to_owned()
+    } else {
+        format!("Files changed. To apply them:\n{}\n", lines.join("\n"))
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .map_err(|e| Error::io("write to", "standard output", e))
 }
 
 /// `supakeys check`.

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::jwk::{Algorithm, Kid, SigningKey};
+use crate::jwk::{Algorithm, KeySpec, Kid, SigningKey};
 use crate::opaque::{self, Kind};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -14,20 +14,58 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 pub const FILE: &str = "state.json";
+/// Revoking a key that stopped signing less than this long ago gets a warning.
+const REVOKE_GRACE_SECS: i64 = 24 * 3600;
 pub const VERSION: u64 = 1;
 
-/// Where a key stands. Only one key exists today, and it signs.
+/// Where a key stands in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Published in every JWKS, signs nothing yet (verifiers cache JWKS: publish first).
+    Standby,
+    /// The one key that signs.
     Current,
+    /// Signed before the last rotation; still verifies until revoked.
+    Previous,
+    /// Removed from every JWKS; its private material is gone.
+    Revoked,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Standby => "standby",
+            Status::Current => "current",
+            Status::Previous => "previous",
+            Status::Revoked => "revoked",
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct StoredKey {
-    pub key: SigningKey,
+    pub kid: Kid,
+    pub alg: Algorithm,
     pub status: Status,
     pub created_at: i64,
+    /// When the key entered its status.
+    pub changed_at: i64,
+    /// The private key; `None` once revoked.
+    pub key: Option<SigningKey>,
+}
+
+impl StoredKey {
+    fn new(key: SigningKey, status: Status, now: i64) -> StoredKey {
+        StoredKey {
+            kid: key.kid().clone(),
+            alg: key.algorithm(),
+            status,
+            created_at: now,
+            changed_at: now,
+            key: Some(key),
+        }
+    }
 }
 
 /// `iat`/`exp` of the API tokens minted when no legacy keys were given, so that every run
@@ -63,7 +101,10 @@ struct KeyRecord {
     alg: String,
     status: Status,
     created_at: i64,
-    jwk: Value,
+    changed_at: i64,
+    /// The private JWK; absent for revoked keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jwk: Option<Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,14 +129,127 @@ pub enum Change {
     LegacyKeysChanged,
 }
 
+/// What a `keys` command did to the state.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Nothing to do (the command had already been applied).
+    Unchanged(String),
+    Done(String),
+}
+
+/// A lifecycle command that cannot be applied; the message says why and what to do.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused(pub String);
+
 impl State {
     pub fn current(&self) -> &SigningKey {
-        &self
-            .keys
+        self.keys
             .iter()
             .find(|k| k.status == Status::Current)
-            .expect("a validated state has one current key")
-            .key
+            .and_then(|k| k.key.as_ref())
+            .expect("a validated state has one current key with its private part")
+    }
+
+    /// The keys every verifier trusts: current, then standby, then previous (newest first).
+    pub fn verifiers(&self) -> Vec<&SigningKey> {
+        let mut keys: Vec<&StoredKey> = self
+            .keys
+            .iter()
+            .filter(|k| k.status != Status::Revoked)
+            .collect();
+        let rank = |s: Status| match s {
+            Status::Current => 0,
+            Status::Standby => 1,
+            _ => 2,
+        };
+        keys.sort_by_key(|k| (rank(k.status), std::cmp::Reverse(k.changed_at)));
+        keys.iter().filter_map(|k| k.key.as_ref()).collect()
+    }
+
+    /// `keys standby`: adds a key that is published but does not sign yet.
+    pub fn add_standby(
+        &mut self,
+        spec: KeySpec,
+        kid: Option<Kid>,
+        now: i64,
+    ) -> Result<Result<Transition, Refused>> {
+        if let Some(k) = self.keys.iter().find(|k| k.status == Status::Standby) {
+            return Ok(Ok(Transition::Unchanged(format!(
+                "a standby key already exists ({}); rotate to it or revoke it first",
+                k.kid
+            ))));
+        }
+        let kid = match kid {
+            Some(kid) => kid,
+            None => Kid::random()?,
+        };
+        if self.keys.iter().any(|k| k.kid == kid) {
+            return Ok(Err(Refused(format!(
+                "the state already has a key with kid {kid}; choose another SUPAKEYS_KID"
+            ))));
+        }
+        let key = SigningKey::generate(spec, kid)?;
+        let done = format!(
+            "generated standby key {} ({})",
+            key.kid(),
+            key.algorithm().as_str()
+        );
+        self.keys.push(StoredKey::new(key, Status::Standby, now));
+        Ok(Ok(Transition::Done(done)))
+    }
+
+    /// `keys rotate`: the standby key signs from now on; the current one becomes previous.
+    pub fn rotate(&mut self, now: i64) -> Result<Transition, Refused> {
+        let Some(standby) = self.keys.iter().position(|k| k.status == Status::Standby) else {
+            return Err(Refused(
+                "there is no standby key. Run `supakeys keys standby`, restart the services so every \
+                 verifier publishes it, wait for cached JWKS to expire (10 minutes for supabase-js), \
+                 then rotate; or use `keys rotate --now` to create and promote one in one step"
+                    .into(),
+            ));
+        };
+        for key in &mut self.keys {
+            if key.status == Status::Current {
+                key.status = Status::Previous;
+                key.changed_at = now;
+            }
+        }
+        let key = &mut self.keys[standby];
+        key.status = Status::Current;
+        key.changed_at = now;
+        Ok(Transition::Done(format!("key {} is now current", key.kid)))
+    }
+
+    /// `keys revoke KID`: removes a previous or standby key from every JWKS.
+    pub fn revoke(&mut self, kid: &str, now: i64) -> Result<Transition, Refused> {
+        let Some(key) = self.keys.iter_mut().find(|k| k.kid.as_str() == kid) else {
+            let known: Vec<_> = self.keys.iter().map(|k| k.kid.to_string()).collect();
+            return Err(Refused(format!(
+                "no key has kid {kid} (known: {})",
+                known.join(", ")
+            )));
+        };
+        match key.status {
+            Status::Revoked => Ok(Transition::Unchanged(format!(
+                "key {kid} is already revoked"
+            ))),
+            Status::Current => Err(Refused(format!(
+                "key {kid} is the current signing key; rotate to another key first"
+            ))),
+            Status::Standby | Status::Previous => {
+                if key.status == Status::Previous && now - key.changed_at < REVOKE_GRACE_SECS {
+                    tracing::warn!(
+                        %kid,
+                        "this key signed tokens until {}; access tokens it signed may still be valid (they live for GOTRUE_JWT_EXP, 1 hour by default)",
+                        crate::legacy::date(key.changed_at)
+                    );
+                }
+                key.status = Status::Revoked;
+                key.changed_at = now;
+                key.key = None;
+                Ok(Transition::Done(format!("key {kid} is revoked")))
+            }
+        }
     }
 
     /// Parses and validates `state.json`. Anything unexpected is an error: the state is the
@@ -118,32 +272,53 @@ impl State {
             .map_err(|e| Error::state(path, format!("unexpected structure ({e})")))?;
         let mut keys = Vec::with_capacity(file.keys.len());
         for (i, record) in file.keys.into_iter().enumerate() {
-            let key = SigningKey::from_private_jwk(&record.jwk)
-                .map_err(|p| Error::state(path, format!("keys[{i}]: {}", p.0)))?;
-            if key.kid().as_str() != record.kid || key.algorithm().as_str() != record.alg {
-                return Err(Error::state(
-                    path,
-                    format!("keys[{i}]: kid or alg differ from those of its jwk"),
-                ));
-            }
-            if keys.iter().any(|k: &StoredKey| k.key.kid() == key.kid()) {
-                return Err(Error::state(
-                    path,
-                    format!("keys[{i}]: duplicate kid {}", record.kid),
-                ));
+            let bad = |problem: String| Error::state(path, format!("keys[{i}]: {problem}"));
+            let kid =
+                Kid::parse(&record.kid).ok_or_else(|| bad("kid is not a valid key id".into()))?;
+            let alg = Algorithm::from_name(&record.alg)
+                .ok_or_else(|| bad("alg is not ES256 or RS256".into()))?;
+            let key = match (record.status, &record.jwk) {
+                (Status::Revoked, None) => None,
+                (Status::Revoked, Some(_)) => {
+                    return Err(bad("a revoked key still has its jwk".into()));
+                }
+                (_, None) => return Err(bad("the jwk is missing".into())),
+                (_, Some(jwk)) => {
+                    let key = SigningKey::from_private_jwk(jwk).map_err(|p| bad(p.0))?;
+                    if key.kid() != &kid || key.algorithm() != alg {
+                        return Err(bad("kid or alg differ from those of its jwk".into()));
+                    }
+                    Some(key)
+                }
+            };
+            if keys.iter().any(|k: &StoredKey| k.kid == kid) {
+                return Err(bad(format!("duplicate kid {kid}")));
             }
             keys.push(StoredKey {
-                key,
+                kid,
+                alg,
                 status: record.status,
                 created_at: record.created_at,
+                changed_at: record.changed_at,
+                key,
             });
         }
-        let current = keys.iter().filter(|k| k.status == Status::Current).count();
-        if current != 1 {
-            return Err(Error::state(
-                path,
-                format!("{current} keys have status \"current\"; exactly one must"),
-            ));
+        for (status, allowed) in [(Status::Current, 1..=1), (Status::Standby, 0..=1)] {
+            let count = keys.iter().filter(|k| k.status == status).count();
+            if !allowed.contains(&count) {
+                let rule = if status == Status::Current {
+                    "exactly one"
+                } else {
+                    "at most one"
+                };
+                return Err(Error::state(
+                    path,
+                    format!(
+                        "{count} keys have status \"{}\" ({rule} allowed)",
+                        status.as_str()
+                    ),
+                ));
+            }
         }
         for (kind, value) in [
             (Kind::Publishable, &file.publishable_key),
@@ -172,11 +347,12 @@ impl State {
                 .keys
                 .iter()
                 .map(|k| KeyRecord {
-                    kid: k.key.kid().to_string(),
-                    alg: k.key.algorithm().as_str().into(),
+                    kid: k.kid.to_string(),
+                    alg: k.alg.as_str().into(),
                     status: k.status,
                     created_at: k.created_at,
-                    jwk: k.key.private_jwk(),
+                    changed_at: k.changed_at,
+                    jwk: k.key.as_ref().map(SigningKey::private_jwk),
                 })
                 .collect(),
             publishable_key: self.publishable_key.expose().into(),
@@ -243,9 +419,13 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
     let state = match previous {
         Some(previous) => {
             if let Some(adopted) = &config.jwt_keys {
-                let known = previous.keys.iter().any(|k| {
-                    k.key.kid() == adopted.kid() && k.key.public_jwk() == adopted.public_jwk()
-                });
+                // The adopted key may since have been rotated away: any live key of the state
+                // with the same kid and public part is the same key.
+                let known = previous
+                    .keys
+                    .iter()
+                    .filter_map(|k| k.key.as_ref())
+                    .any(|k| k.kid() == adopted.kid() && k.public_jwk() == adopted.public_jwk());
                 if !known {
                     return Err(Error::JwtKeysMismatch {
                         state_path: config.dir.join(FILE),
@@ -253,7 +433,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                         state_kids: previous
                             .keys
                             .iter()
-                            .map(|k| k.key.kid().to_string())
+                            .map(|k| k.kid.to_string())
                             .collect::<Vec<_>>()
                             .join(", "),
                     });
@@ -308,11 +488,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                 }
             };
             State {
-                keys: vec![StoredKey {
-                    key,
-                    status: Status::Current,
-                    created_at: config.now,
-                }],
+                keys: vec![StoredKey::new(key, Status::Current, config.now)],
                 publishable_key: opaque_key(
                     Kind::Publishable,
                     &config.publishable_key,

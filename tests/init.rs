@@ -235,7 +235,9 @@ fn jwt_keys_is_adopted_then_must_stay_the_same() {
     out.success();
     assert!(out.stderr.contains("adopted"), "{}", out.stderr);
     assert_eq!(t.json("jwks.json")["keys"][0], public);
-    // Rerunning with the same JWT_KEYS is fine.
+    // Rerunning with the same JWT_KEYS is fine, and so is upstream's "legacy only" `[]`.
+    t.run().success();
+    t.env("JWT_KEYS", "[]");
     t.run().success();
     // A different JWT_KEYS is an error, never a silent switch.
     let before = t.snapshot();

@@ -4,3 +4,4 @@ mod support;
 
 mod errors;
 mod init;
+mod lifecycle;

@@ -1,0 +1,143 @@
+//! `supakeys keys list`: the lifecycle of every key, read from the directory as it is.
+
+use crate::config::Inputs;
+use crate::error::{Error, Result};
+use crate::render::FILES;
+use crate::state::{self, State};
+use crate::store::Dir;
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// Which service reads which file, and how it picks up a change.
+pub const READERS: [(&str, &str, &str); 7] = [
+    ("auth.env", "auth", "docker compose restart auth"),
+    (
+        "jwt_jwks.json",
+        "rest",
+        "psql -c \"NOTIFY pgrst, 'reload config'\" (or restart rest)",
+    ),
+    (
+        "realtime.env",
+        "realtime",
+        "docker compose restart realtime",
+    ),
+    ("storage.env", "storage", "docker compose restart storage"),
+    (
+        "functions.env",
+        "functions",
+        "docker compose restart functions",
+    ),
+    ("studio.env", "studio", "docker compose restart studio"),
+    ("kong.yml", "kong", "docker compose restart kong"),
+];
+
+fn exp_of(token: &str) -> Option<i64> {
+    crate::jwt::parse(token).ok()?.payload.get("exp")?.as_i64()
+}
+
+/// `supakeys keys list [--format table|json]`.
+pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
+    let dir_path = inputs.dir();
+    let dir = Dir::open(&dir_path)?;
+    let state_path = dir_path.join(state::FILE);
+    let bytes = dir.read(state::FILE)?.ok_or(Error::NoState {
+        path: state_path.clone(),
+    })?;
+    let state = State::parse(&bytes, &state_path)?;
+    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (name, _) in FILES {
+        if name != state::FILE
+            && let Some(bytes) = dir.read(name)?
+        {
+            files.push((name, bytes));
+        }
+    }
+    let contains =
+        |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let carried_by = |kid: &str| -> Vec<&str> {
+        let needle = format!("\"kid\":\"{kid}\"");
+        files
+            .iter()
+            .filter(|(_, b)| contains(b, &needle))
+            .map(|(n, _)| *n)
+            .collect()
+    };
+    let keys: Vec<Value> = state
+        .keys
+        .iter()
+        .map(|k| {
+            json!({
+                "kid": k.kid.as_str(),
+                "alg": k.alg.as_str(),
+                "status": k.status.as_str(),
+                "created_at": crate::legacy::date(k.created_at),
+                "changed_at": crate::legacy::date(k.changed_at),
+                "files": carried_by(k.kid.as_str()),
+            })
+        })
+        .collect();
+    let hs256 = files
+        .iter()
+        .find(|(n, _)| *n == "jwt_jwks.json")
+        .map(|(_, b)| contains(b, "\"kty\":\"oct\""));
+    let env = files
+        .iter()
+        .find(|(n, _)| *n == "supabase.env")
+        .and_then(|(_, b)| crate::envfile::DotEnv::parse(&String::from_utf8_lossy(b)).ok());
+    let token_exp = |name: &str| {
+        env.as_ref()
+            .and_then(|e| e.get(name))
+            .and_then(exp_of)
+            .map(crate::legacy::date)
+    };
+    let report = json!({
+        "keys": keys,
+        "legacy_hs256": match hs256 { Some(true) => "accepted", Some(false) => "rejected", None => "unknown" },
+        "api_tokens": {
+            "anon_expires": token_exp("ANON_KEY_ASYMMETRIC"),
+            "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC"),
+        },
+    });
+    let text = if format == "json" {
+        format!("{report:#}\n")
+    } else {
+        let mut out = format!(
+            "{:<38} {:<6} {:<9} {:<21} {:<21} FILES\n",
+            "KID", "ALG", "STATUS", "CREATED", "CHANGED"
+        );
+        for k in report["keys"].as_array().into_iter().flatten() {
+            let files: Vec<_> = k["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            out.push_str(&format!(
+                "{:<38} {:<6} {:<9} {:<21} {:<21} {}\n",
+                k["kid"].as_str().unwrap_or_default(),
+                k["alg"].as_str().unwrap_or_default(),
+                k["status"].as_str().unwrap_or_default(),
+                k["created_at"].as_str().unwrap_or_default(),
+                k["changed_at"].as_str().unwrap_or_default(),
+                if files.is_empty() {
+                    "-".to_owned()
+                } else {
+                    files.join(",")
+                },
+            ));
+        }
+        out.push_str(&format!(
+            "legacy HS256: {}\nAPI tokens: anon expires {}, service_role expires {}\n",
+            report["legacy_hs256"].as_str().unwrap_or_default(),
+            report["api_tokens"]["anon_expires"].as_str().unwrap_or("?"),
+            report["api_tokens"]["service_role_expires"]
+                .as_str()
+                .unwrap_or("?"),
+        ));
+        out
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("write to", "standard output", e))
+}
