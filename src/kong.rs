@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
-use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+use yaml_rust2::{Yaml, YamlLoader};
 
 const BUILTIN: &str = include_str!("kong.template.yml");
 const BUILTIN_NAME: &str = "(built-in)";
@@ -210,12 +210,20 @@ impl Template {
             "# Written by supakeys from the kong template {}; do not edit: it is rewritten on every run.\n",
             self.name
         );
-        let mut emitter = YamlEmitter::new(&mut out);
-        emitter.multiline_strings(true);
-        emitter
-            .dump(&root)
-            .expect("writing YAML to a String cannot fail");
-        out.push('\n');
+        let body = crate::yaml::to_string(&root);
+        // The output must read back as the tree it was written from.
+        let back = YamlLoader::load_from_str(&body)
+            .ok()
+            .and_then(|mut d| d.pop());
+        if back.as_ref() != Some(&root) {
+            return Err(Error::KongTemplate {
+                path: self.name.clone(),
+                problem:
+                    "rendered to YAML that does not read back (a bug in supakeys; please report it)"
+                        .into(),
+            });
+        }
+        out.push_str(&body);
         Ok(out)
     }
 }

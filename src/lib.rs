@@ -23,6 +23,7 @@ pub mod run;
 pub mod secret;
 pub mod state;
 pub mod store;
+mod yaml;
 
 /// Fills `buf` with the operating system's randomness.
 pub fn fill_random(buf: &mut [u8]) -> error::Result<()> {

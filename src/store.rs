@@ -1,6 +1,6 @@
 //! The only module that touches the keys directory: lock, read, atomic write, permissions.
 //!
-//! Writes go to a temporary file in the same directory, are fsynced, renamed over the
+//! Writes go to temporary files in the same directory, are fsynced, renamed over the
 //! target, and the directory is fsynced: a reader (or a crash) sees the old file or the new
 //! one, never a partial one. A file whose bytes and mode are already right is not touched.
 
@@ -127,24 +127,51 @@ impl Dir {
         Ok(())
     }
 
-    /// Makes every planned file exist with its bytes and mode, in order. Call under the lock.
+    /// Makes every planned file exist with its bytes and mode. Call under the lock.
+    ///
+    /// Three phases, so that a failure changes nothing: every target is inspected (a
+    /// symlink or directory is refused), every new file is staged as a synced temporary
+    /// file (a full disk fails here, and the temporary files are removed), and only then
+    /// are they renamed into place, in plan order: `state.json` first.
     pub fn apply(&self, _lock: &Lock<'_>, plan: &[PlannedFile]) -> Result<Applied> {
         let mut applied = Applied::default();
+        let mut to_write = Vec::new();
         for file in plan {
-            let path = self.path.join(file.name);
-            let existing = self.read(file.name)?;
-            if existing.as_deref() == Some(&file.bytes[..]) {
-                if self.mode(file.name)? == Some(file.mode) {
-                    applied.unchanged.push(file.name);
-                } else {
-                    fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))
-                        .map_err(|e| Error::io("set the mode of", &path, e))?;
-                    applied.mode_fixed.push(file.name);
-                }
-                continue;
+            if self.read(file.name)?.as_deref() != Some(&file.bytes[..]) {
+                to_write.push(file);
+            } else if self.mode(file.name)? != Some(file.mode) {
+                applied.mode_fixed.push(file.name);
+            } else {
+                applied.unchanged.push(file.name);
             }
-            self.write_atomically(file)?;
+        }
+        let mut staged: Vec<(PathBuf, &PlannedFile)> = Vec::new();
+        for file in &to_write {
+            match self.stage(file) {
+                Ok(temp) => staged.push((temp, file)),
+                Err(e) => {
+                    for (temp, _) in &staged {
+                        let _ = fs::remove_file(temp);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (i, (temp, file)) in staged.iter().enumerate() {
+            let target = self.path.join(file.name);
+            if let Err(e) = fs::rename(temp, &target) {
+                for (rest, _) in &staged[i..] {
+                    let _ = fs::remove_file(rest);
+                }
+                return Err(Error::io("replace", &target, e));
+            }
             applied.written.push(file.name);
+        }
+        for name in &applied.mode_fixed {
+            let file = plan.iter().find(|f| f.name == *name).expect("planned");
+            let path = self.path.join(name);
+            fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))
+                .map_err(|e| Error::io("set the mode of", &path, e))?;
         }
         if !applied.written.is_empty() || !applied.mode_fixed.is_empty() {
             self.handle
@@ -154,8 +181,8 @@ impl Dir {
         Ok(applied)
     }
 
-    fn write_atomically(&self, file: &PlannedFile) -> Result<()> {
-        let target = self.path.join(file.name);
+    /// Writes `file` to a new temporary file in the directory, synced, with its final mode.
+    fn stage(&self, file: &PlannedFile) -> Result<PathBuf> {
         let mut suffix = [0u8; 6];
         crate::fill_random(&mut suffix)?;
         let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
@@ -174,12 +201,14 @@ impl Dir {
                 .map_err(|e| Error::io("set the mode of", &temp, e))?;
             out.write_all(&file.bytes)
                 .map_err(|e| Error::io("write", &temp, e))?;
-            out.sync_all().map_err(|e| Error::io("sync", &temp, e))?;
-            fs::rename(&temp, &target).map_err(|e| Error::io("replace", &target, e))
+            out.sync_all().map_err(|e| Error::io("sync", &temp, e))
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
+        match result {
+            Ok(()) => Ok(temp),
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                Err(e)
+            }
         }
-        result
     }
 }
