@@ -5,3 +5,4 @@ mod support;
 mod errors;
 mod init;
 mod lifecycle;
+mod properties;
