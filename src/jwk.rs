@@ -120,8 +120,9 @@ impl fmt::Display for Kid {
 }
 
 enum Material {
-    /// The P-256 scalar; the public point is derived from it.
-    Ec(p256::SecretKey),
+    /// The P-256 scalar and its public point's x and y (computed once: a scalar
+    /// multiplication costs as much as the rest of a no-op run).
+    Ec(p256::SecretKey, [u8; 32], [u8; 32]),
     /// PKCS#1 DER of the RSA private key (the form jsonwebtoken signs with).
     Rsa(Zeroizing<Vec<u8>>),
 }
@@ -187,7 +188,7 @@ impl SigningKey {
         let material = match spec {
             KeySpec::Es256 => {
                 use p256::elliptic_curve::Generate;
-                Material::Ec(p256::SecretKey::try_generate_from_rng(&mut rng).map_err(random_err)?)
+                ec(p256::SecretKey::try_generate_from_rng(&mut rng).map_err(random_err)?)
             }
             KeySpec::Rs256 { bits } => {
                 let key = rsa::PrivateKey::new(&mut rng, bits).map_err(|e| Error::Randomness {
@@ -205,7 +206,7 @@ impl SigningKey {
             .map_err(|_| problem("member \"d\" is not a valid P-256 private scalar"))?;
         Ok(SigningKey {
             kid,
-            material: Material::Ec(secret),
+            material: ec(secret),
         })
     }
 
@@ -288,7 +289,7 @@ impl SigningKey {
 
     pub fn algorithm(&self) -> Algorithm {
         match self.material {
-            Material::Ec(_) => Algorithm::Es256,
+            Material::Ec(..) => Algorithm::Es256,
             Material::Rsa(_) => Algorithm::Rs256,
         }
     }
@@ -296,7 +297,7 @@ impl SigningKey {
     /// The RSA modulus size in bits, `None` for EC keys.
     pub fn rsa_bits(&self) -> Option<usize> {
         match &self.material {
-            Material::Ec(_) => None,
+            Material::Ec(..) => None,
             Material::Rsa(der) => rsa::pkcs1::RsaPrivateKeyRef::try_from(der.as_slice())
                 .ok()
                 .map(|k| k.modulus.as_bytes().len() * 8),
@@ -304,21 +305,16 @@ impl SigningKey {
     }
 
     fn ec_point(&self) -> Option<([u8; 32], [u8; 32])> {
-        let Material::Ec(secret) = &self.material else {
-            return None;
-        };
-        let point = secret.public_key().to_sec1_point(false);
-        let mut x = [0u8; 32];
-        let mut y = [0u8; 32];
-        x.copy_from_slice(point.x().expect("uncompressed point has x"));
-        y.copy_from_slice(point.y().expect("uncompressed point has y"));
-        Some((x, y))
+        match &self.material {
+            Material::Ec(_, x, y) => Some((*x, *y)),
+            Material::Rsa(_) => None,
+        }
     }
 
     /// Public members in JWK order (`crv, x, y` or `n, e`).
     fn public_members(&self) -> Vec<(&'static str, String)> {
         match &self.material {
-            Material::Ec(_) => {
+            Material::Ec(..) => {
                 let (x, y) = self.ec_point().expect("EC key");
                 vec![("crv", "P-256".into()), ("x", b64(&x)), ("y", b64(&y))]
             }
@@ -346,7 +342,7 @@ impl SigningKey {
         }
         if private {
             match &self.material {
-                Material::Ec(secret) => {
+                Material::Ec(secret, ..) => {
                     let d = Zeroizing::new(secret.to_bytes());
                     jwk.insert("d".into(), json!(b64(d.as_slice())));
                 }
@@ -371,7 +367,7 @@ impl SigningKey {
 
     fn kty(&self) -> &'static str {
         match self.material {
-            Material::Ec(_) => "EC",
+            Material::Ec(..) => "EC",
             Material::Rsa(_) => "RSA",
         }
     }
@@ -396,7 +392,7 @@ impl SigningKey {
     /// Signs `message` and returns the base64url JWS signature (raw r||s for ES256).
     pub fn sign(&self, message: &[u8]) -> String {
         let key = match &self.material {
-            Material::Ec(secret) => {
+            Material::Ec(secret, ..) => {
                 let der = secret
                     .to_pkcs8_der()
                     .expect("a valid P-256 key encodes as PKCS#8");
@@ -407,6 +403,15 @@ impl SigningKey {
         jsonwebtoken::crypto::sign(message, &key, self.algorithm().jsonwebtoken())
             .expect("signing with a validated key cannot fail")
     }
+}
+
+fn ec(secret: p256::SecretKey) -> Material {
+    let point = secret.public_key().to_sec1_point(false);
+    let mut x = [0u8; 32];
+    let mut y = [0u8; 32];
+    x.copy_from_slice(point.x().expect("uncompressed point has x"));
+    y.copy_from_slice(point.y().expect("uncompressed point has y"));
+    Material::Ec(secret, x, y)
 }
 
 fn pkcs1_der(key: &rsa::PrivateKey) -> Zeroizing<Vec<u8>> {
