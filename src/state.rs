@@ -185,7 +185,7 @@ impl State {
         };
         if self.keys.iter().any(|k| k.kid == kid) {
             return Ok(Err(Refused(format!(
-                "the state already has a key with kid {kid}; choose another SUPAKEYS_KID"
+                "the state already has a key with kid {kid} (SUPAKEYS_KID names the first key); pass --kid with a new id, or an empty --kid= for a random one"
             ))));
         }
         let key = SigningKey::generate(spec, kid)?;

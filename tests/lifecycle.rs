@@ -230,3 +230,21 @@ fn list_as_json() {
             .any(|f| f == "auth.env")
     );
 }
+
+/// SUPAKEYS_KID stays in a compose environment after the first run; a standby key then
+/// needs its own kid, and the message says how to give one.
+#[test]
+fn standby_with_the_kid_of_the_first_key_says_how_to_pick_another() {
+    let mut t = Test::new();
+    t.env("SUPAKEYS_KID", "first");
+    t.run().success();
+    keys(&mut t, &["standby"]).fails_with(2, "pass --kid with a new id");
+    keys(&mut t, &["standby", "--kid="]).success();
+    keys(&mut t, &["standby", "--kid=second"]).success();
+    let kids: Vec<_> = statuses(&t).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kids.len(),
+        2,
+        "the second standby call is a no-op: {kids:?}"
+    );
+}
