@@ -204,7 +204,8 @@ impl State {
             return Err(Refused(
                 "there is no standby key. Run `supakeys keys standby`, restart the services so every \
                  verifier publishes it, wait for cached JWKS to expire (10 minutes for supabase-js), \
-                 then rotate; or use `keys rotate --now` to create and promote one in one step"
+                 then rotate; or use `keys rotate --now` to create and promote one in one step. \
+                 If an earlier rotate was interrupted, it may have completed: see `supakeys keys list`"
                     .into(),
             ));
         };

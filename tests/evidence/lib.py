@@ -185,7 +185,8 @@ def temp_files(d: str) -> list:
 
 
 def keypair(d: str):
-    """The kids and public JWK members of every key of the committed state, or None."""
+    """The kids and public JWK members of every key of the committed state, or None
+    (a revoked key contributes its kid and no members)."""
     p = os.path.join(d, "state.json")
     try:
         v = json.load(open(p))
@@ -193,7 +194,7 @@ def keypair(d: str):
         return None
     out = []
     for key in v["keys"]:
-        jwk = key["jwk"]
+        jwk = key.get("jwk") or {}  # a revoked key keeps no JWK (kid only)
         public = {k: jwk[k] for k in ("kty", "kid", "crv", "x", "y", "n", "e") if k in jwk}
         out.append((key["kid"], json.dumps(public, sort_keys=True)))
     return sorted(out)
