@@ -66,15 +66,6 @@ pub enum KeySpec {
 /// The RSA modulus sizes supakeys generates (all >= 2048, as the services require).
 pub const RSA_BITS: [usize; 3] = [2048, 3072, 4096];
 
-impl KeySpec {
-    pub fn algorithm(self) -> Algorithm {
-        match self {
-            KeySpec::Es256 => Algorithm::Es256,
-            KeySpec::Rs256 { .. } => Algorithm::Rs256,
-        }
-    }
-}
-
 /// A key id: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
 ///
 /// The set keeps kids safe inside env files, JSON, YAML and Lua strings, and excludes the
