@@ -20,7 +20,6 @@ pub struct LegacyKey {
     pub token: Secret,
     /// The payload segment exactly as it was, re-signed with the new key.
     pub payload_b64: String,
-    pub exp: i64,
 }
 
 /// The validated legacy inputs.
@@ -147,7 +146,6 @@ fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<Leg
         role,
         token,
         payload_b64,
-        exp,
     })
 }
 
