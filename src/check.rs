@@ -24,11 +24,9 @@ const TOKENS: [(&str, &str); 6] = [
 /// what `init` would write now. Returns the problems found, each one sentence.
 pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
     let dir = Dir::open(dir_path)?;
-    let state_path = dir_path.join(state::FILE);
-    let bytes = dir.read(state::FILE)?.ok_or(Error::NoState {
-        path: state_path.clone(),
+    let state = State::load(&dir)?.ok_or(Error::NoState {
+        path: dir_path.join(state::FILE),
     })?;
-    let state = State::parse(&bytes, &state_path)?;
     let mut problems = Vec::new();
     for (name, mode) in FILES {
         match dir.mode(name)? {

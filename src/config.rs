@@ -107,19 +107,34 @@ impl Inputs {
         self.secret("JWT_SECRET").is_some()
     }
 
-    pub fn log_format(&self) -> Result<LogFormat> {
-        match self
-            .setting(&self.settings.log_format, "SUPAKEYS_LOG_FORMAT")
-            .as_deref()
-        {
-            None | Some("text") => Ok(LogFormat::Text),
-            Some("json") => Ok(LogFormat::Json),
-            Some(_) => Err(Error::invalid(
-                "SUPAKEYS_LOG_FORMAT",
-                "must be text or json",
-                "Unset it for text logs.",
-            )),
+    /// A setting that takes one of a few words; the first word is the default.
+    fn choice<T: Copy>(
+        &self,
+        given: &Option<String>,
+        name: &'static str,
+        choices: &[(&str, T)],
+    ) -> Result<T> {
+        let Some(value) = self.setting(given, name) else {
+            return Ok(choices[0].1);
+        };
+        if let Some((_, chosen)) = choices.iter().find(|(word, _)| *word == value) {
+            return Ok(*chosen);
         }
+        let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+        let (last, rest) = words.split_last().expect("at least one choice");
+        Err(Error::invalid(
+            name,
+            format!("must be {} or {last}", rest.join(", ")),
+            format!("Unset it for {}.", words[0]),
+        ))
+    }
+
+    pub fn log_format(&self) -> Result<LogFormat> {
+        self.choice(
+            &self.settings.log_format,
+            "SUPAKEYS_LOG_FORMAT",
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )
     }
 
     pub fn log_level(&self) -> Result<tracing::Level> {
@@ -170,34 +185,19 @@ impl Inputs {
                 )
             })?),
         };
-        let mode = match self
-            .setting(&s.legacy_api_keys, "SUPAKEYS_LEGACY_API_KEYS")
-            .as_deref()
-        {
-            None | Some("keep") => ApiKeyMode::Keep,
-            Some("resign") => ApiKeyMode::Resign,
-            Some(_) => {
-                return Err(Error::invalid(
-                    "SUPAKEYS_LEGACY_API_KEYS",
-                    "must be keep or resign",
-                    "Unset it for keep.",
-                ));
-            }
-        };
-        let legacy_hs256 = match self
-            .setting(&s.legacy_hs256, "SUPAKEYS_LEGACY_HS256")
-            .as_deref()
-        {
-            None | Some("accept") => LegacyHs256::Accept,
-            Some("reject") => LegacyHs256::Reject,
-            Some(_) => {
-                return Err(Error::invalid(
-                    "SUPAKEYS_LEGACY_HS256",
-                    "must be accept or reject",
-                    "Unset it for accept.",
-                ));
-            }
-        };
+        let mode = self.choice(
+            &s.legacy_api_keys,
+            "SUPAKEYS_LEGACY_API_KEYS",
+            &[("keep", ApiKeyMode::Keep), ("resign", ApiKeyMode::Resign)],
+        )?;
+        let legacy_hs256 = self.choice(
+            &s.legacy_hs256,
+            "SUPAKEYS_LEGACY_HS256",
+            &[
+                ("accept", LegacyHs256::Accept),
+                ("reject", LegacyHs256::Reject),
+            ],
+        )?;
         if legacy_hs256 == LegacyHs256::Reject && mode == ApiKeyMode::Keep {
             tracing::warn!(
                 "SUPAKEYS_LEGACY_HS256=reject: services now use the asymmetric API tokens; clients still on the legacy ANON_KEY/SERVICE_ROLE_KEY are refused (give them the opaque sb_publishable_/sb_secret_ keys), and Studio's HS256 role-impersonation tokens stop working"

@@ -39,11 +39,9 @@ fn exp_of(token: &str) -> Option<i64> {
 pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
     let dir_path = inputs.dir();
     let dir = Dir::open(&dir_path)?;
-    let state_path = dir_path.join(state::FILE);
-    let bytes = dir.read(state::FILE)?.ok_or(Error::NoState {
-        path: state_path.clone(),
+    let state = State::load(&dir)?.ok_or(Error::NoState {
+        path: dir_path.join(state::FILE),
     })?;
-    let state = State::parse(&bytes, &state_path)?;
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     for (name, _) in FILES {
         if name != state::FILE

@@ -97,13 +97,11 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
     let dir = Dir::open(&config.dir)?;
     let lock = dir.lock(config.lock_timeout)?;
     dir.remove_stale_temp_files(&lock)?;
-    let state_path = config.dir.join(state::FILE);
-    let previous = dir
-        .read(state::FILE)?
-        .map(|bytes| State::parse(&bytes, &state_path))
-        .transpose()?;
+    let previous = State::load(&dir)?;
     if previous.is_none() && !matches!(op, Op::Init) {
-        return Err(Error::NoState { path: state_path });
+        return Err(Error::NoState {
+            path: config.dir.join(state::FILE),
+        });
     }
     let (mut state, changes) = state::reconcile(previous, &config)?;
     for change in &changes {

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::jwk::{Algorithm, KeySpec, Kid, SigningKey};
 use crate::opaque::{self, Kind};
 use crate::secret::Secret;
+use crate::store::Dir;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -251,6 +252,14 @@ impl State {
                 Ok(Transition::Done(format!("key {kid} is revoked")))
             }
         }
+    }
+
+    /// Reads and validates `state.json` of `dir`; `None` when there is none yet.
+    pub fn load(dir: &Dir) -> Result<Option<State>> {
+        let path = dir.path().join(FILE);
+        dir.read(FILE)?
+            .map(|bytes| State::parse(&bytes, &path))
+            .transpose()
     }
 
     /// Parses and validates `state.json`. Anything unexpected is an error: the state is the

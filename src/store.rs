@@ -136,11 +136,12 @@ impl Dir {
     pub fn apply(&self, _lock: &Lock<'_>, plan: &[PlannedFile]) -> Result<Applied> {
         let mut applied = Applied::default();
         let mut to_write = Vec::new();
+        let mut to_chmod = Vec::new();
         for file in plan {
             if self.read(file.name)?.as_deref() != Some(&file.bytes[..]) {
                 to_write.push(file);
             } else if self.mode(file.name)? != Some(file.mode) {
-                applied.mode_fixed.push(file.name);
+                to_chmod.push(file);
             } else {
                 applied.unchanged.push(file.name);
             }
@@ -167,11 +168,11 @@ impl Dir {
             }
             applied.written.push(file.name);
         }
-        for name in &applied.mode_fixed {
-            let file = plan.iter().find(|f| f.name == *name).expect("planned");
-            let path = self.path.join(name);
+        for file in to_chmod {
+            let path = self.path.join(file.name);
             fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))
                 .map_err(|e| Error::io("set the mode of", &path, e))?;
+            applied.mode_fixed.push(file.name);
         }
         if !applied.written.is_empty() || !applied.mode_fixed.is_empty() {
             self.handle
