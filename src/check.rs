@@ -30,6 +30,8 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for (name, mode) in FILES {
         match dir.mode(name)? {
+            // kong.yml exists only where a kong template is configured.
+            None if name == render::KONG_FILE => {}
             None => problems.push(format!("{name} is missing")),
             Some(m) if m != mode => {
                 problems.push(format!("{name} has mode {m:04o}, expected {mode:04o}"));

@@ -50,7 +50,8 @@ pub struct Config {
     pub kid: Option<Kid>,
     pub mode: ApiKeyMode,
     pub legacy_hs256: LegacyHs256,
-    pub kong: Template,
+    /// The kong template to render `kong.yml` from; none means no `kong.yml`.
+    pub kong: Option<Template>,
     pub token_ttl: i64,
     pub lock_timeout: Duration,
     pub legacy: Legacy,
@@ -252,22 +253,25 @@ impl Inputs {
         let dashboard_username = self.setting(&s.dashboard_username, "DASHBOARD_USERNAME");
         let dashboard_password = self.secret("DASHBOARD_PASSWORD");
         let kong = match self.setting(&s.kong_template, "SUPAKEYS_KONG_TEMPLATE") {
-            None => Template::builtin(),
+            None => None,
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| Error::KongTemplate {
                     path: path.clone(),
                     problem: format!(
-                        "cannot be read ({e}); check SUPAKEYS_KONG_TEMPLATE, or unset it for the built-in template"
+                        "cannot be read ({e}); check SUPAKEYS_KONG_TEMPLATE, or unset it if no Kong reads kong.yml"
                     ),
                 })?;
-                Template::parse(&path, &text)?
+                Some(Template::parse(&path, &text)?)
             }
         };
         for (name, present) in [
             ("DASHBOARD_USERNAME", dashboard_username.is_some()),
             ("DASHBOARD_PASSWORD", dashboard_password.is_some()),
         ] {
-            if kong.uses(name) && !present {
+            if let Some(kong) = &kong
+                && kong.uses(name)
+                && !present
+            {
                 return Err(Error::KongTemplate {
                     path: kong.name().into(),
                     problem: format!(

@@ -53,6 +53,8 @@ pub enum Error {
     },
     /// The kong template cannot be read, is not YAML, or has a placeholder without a value.
     KongTemplate { path: String, problem: String },
+    /// The directory has a `kong.yml` that no template keeps up to date any more.
+    KongTemplateMissing { path: PathBuf },
     /// `JWT_KEYS` holds an asymmetric key that the state does not know.
     JwtKeysMismatch {
         state_path: PathBuf,
@@ -62,7 +64,11 @@ pub enum Error {
     /// `state.json` exists but cannot be trusted.
     StateCorrupt { path: PathBuf, problem: String },
     /// `state.json` was written by a newer supakeys.
-    StateTooNew { path: PathBuf, version: u64 },
+    StateTooNew {
+        path: PathBuf,
+        version: u64,
+        written_by: Option<String>,
+    },
     /// The output directory does not exist or is not a directory.
     DirMissing { path: PathBuf },
     /// A file supakeys manages is a symlink (or not a regular file); it will not write through it.
@@ -119,6 +125,7 @@ impl Error {
             | Error::InvalidInput { .. }
             | Error::EnvFileSyntax { .. }
             | Error::KongTemplate { .. }
+            | Error::KongTemplateMissing { .. }
             | Error::JwtKeysMismatch { .. }
             | Error::Refused { .. } => exit::BAD_INPUT,
             Error::EnvFileRead { .. } => exit::BAD_INPUT,
@@ -153,6 +160,14 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::KongTemplate { path, problem } => write!(f, "kong template {path}: {problem}"),
+            Error::KongTemplateMissing { path } => write!(
+                f,
+                "{} exists, but SUPAKEYS_KONG_TEMPLATE is not set, so it would keep old keys while \
+                 the other files change (supakeys has no built-in template). Set \
+                 SUPAKEYS_KONG_TEMPLATE to your Kong template (upstream's volumes/api/kong.yml; \
+                 docker-compose.supakeys.yml mounts it), or delete kong.yml if no Kong reads it.",
+                path.display()
+            ),
             Error::JwtKeysMismatch {
                 state_path,
                 given_kid,
@@ -171,12 +186,31 @@ impl fmt::Display for Error {
                  move it away and run supakeys again.",
                 path.display()
             ),
-            Error::StateTooNew { path, version } => write!(
-                f,
-                "{} has schema version {version}, newer than this supakeys understands (1). \
-                 Nothing was changed. Use the supakeys version that wrote it, or a newer one.",
-                path.display()
-            ),
+            Error::StateTooNew {
+                path,
+                version,
+                written_by,
+            } => {
+                write!(
+                    f,
+                    "{} has schema version {version}; this supakeys ({}) reads schema versions {} to {}. \
+                     Nothing was changed. ",
+                    path.display(),
+                    env!("CARGO_PKG_VERSION"),
+                    crate::state::OLDEST_VERSION,
+                    crate::state::VERSION,
+                )?;
+                match written_by {
+                    Some(v) => write!(
+                        f,
+                        "It was written by supakeys {v}: use that version or a newer one (set SUPAKEYS_IMAGE), or see the README's downgrade steps."
+                    ),
+                    None => write!(
+                        f,
+                        "Use the supakeys version that wrote it, or a newer one (set SUPAKEYS_IMAGE)."
+                    ),
+                }
+            }
             Error::DirMissing { path } => write!(
                 f,
                 "the directory {} does not exist or is not a directory. Create it or mount the \

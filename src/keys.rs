@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::io::Write;
 
 /// Which service reads which file, and how it picks up a change.
-pub const READERS: [(&str, &str, &str); 7] = [
+pub const READERS: [(&str, &str, &str); 8] = [
     ("auth.env", "auth", "docker compose restart auth"),
     (
         "jwt_jwks.json",
@@ -28,7 +28,8 @@ pub const READERS: [(&str, &str, &str); 7] = [
         "docker compose restart functions",
     ),
     ("studio.env", "studio", "docker compose restart studio"),
-    ("kong.yml", "kong", "docker compose restart kong"),
+    ("gateway.env", "api-gw", "docker compose restart api-gw"),
+    ("kong.yml", "api-gw", "docker compose restart api-gw"),
 ];
 
 fn exp_of(token: &str) -> Option<i64> {

@@ -30,6 +30,10 @@ struct Tokens {
     /// What services use as ANON_KEY / SERVICE_ROLE_KEY, per the mode.
     anon: String,
     service: String,
+    /// What the Envoy gateway accepts as ANON_KEY / SERVICE_ROLE_KEY from clients: the legacy
+    /// keys while HS256 is accepted (clients hold them), else the asymmetric tokens.
+    gateway_anon: String,
+    gateway_service: String,
 }
 
 fn tokens(config: &Config, state: &State) -> Tokens {
@@ -52,9 +56,16 @@ fn tokens(config: &Config, state: &State) -> Tokens {
         (ApiKeyMode::Keep, LegacyHs256::Accept, Some(legacy)) => legacy.token.expose().to_owned(),
         _ => asymmetric.clone(),
     };
+    let gateway =
+        |role: Role, asymmetric: &String| match (config.legacy_hs256, config.legacy.key(role)) {
+            (LegacyHs256::Accept, Some(legacy)) => legacy.token.expose().to_owned(),
+            _ => asymmetric.clone(),
+        };
     Tokens {
         anon: effective(Role::Anon, &anon_asymmetric),
         service: effective(Role::ServiceRole, &service_asymmetric),
+        gateway_anon: gateway(Role::Anon, &anon_asymmetric),
+        gateway_service: gateway(Role::ServiceRole, &service_asymmetric),
         anon_asymmetric,
         service_asymmetric,
     }
@@ -64,6 +75,14 @@ fn json_line(value: &Value) -> Zeroizing<Vec<u8>> {
     let mut bytes = serde_json::to_vec(value).expect("JSON serializes");
     bytes.push(b'\n');
     Zeroizing::new(bytes)
+}
+
+/// `vars` followed by `extra`, when there is one.
+fn with_extra<'a>(
+    vars: &[(&'static str, &'a str)],
+    extra: Option<(&'static str, &'a str)>,
+) -> Vec<(&'static str, &'a str)> {
+    vars.iter().copied().chain(extra).collect()
 }
 
 /// Every file of the keys directory, `state.json` first (it is the commit point: once it
@@ -116,7 +135,7 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
         }
         _ => None,
     };
-    let kong = config.kong.render(&kong::Values {
+    let kong_values = kong::Values {
         anon_key: &t.anon,
         service_key: &t.service,
         publishable_key: publishable,
@@ -128,13 +147,24 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
         dashboard_username: config.dashboard_username.as_deref(),
         dashboard_password: config.dashboard_password.as_ref().map(|p| p.expose()),
         jwt_issuer: config.jwt_issuer.as_deref(),
-    })?;
+    };
+    let kong = match &config.kong {
+        Some(template) => Some(template.render(&kong_values)?),
+        None => None,
+    };
+    // Where a service verifies kid-less HS256 tokens with a raw secret, rejecting legacy
+    // HS256 means giving it a secret nobody else holds (see `State::internal_jwt_secret`).
+    let internal = match config.legacy_hs256 {
+        LegacyHs256::Accept => None,
+        LegacyHs256::Reject => Some(state.internal_jwt_secret.expose()),
+    };
+
     let env = |name: &'static str, mode: u32, comment: &str, vars: &[(&str, &str)]| PlannedFile {
         name,
         mode,
         bytes: envfile::render(comment, vars),
     };
-    Ok(vec![
+    let mut files = vec![
         PlannedFile {
             name: state::FILE,
             mode: PRIVATE,
@@ -164,29 +194,40 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
             "realtime.env",
             PUBLIC,
             "Written by supakeys for realtime.",
-            &[("API_JWT_JWKS", &jwt_jwks_text)],
+            &with_extra(
+                &[("API_JWT_JWKS", &jwt_jwks_text)],
+                internal.map(|s| ("API_JWT_SECRET", s)),
+            ),
         ),
         env(
             "storage.env",
             PUBLIC,
             "Written by supakeys for storage.",
-            &[
-                ("JWT_JWKS", &jwt_jwks_text),
-                ("ANON_KEY", &t.anon),
-                ("SERVICE_KEY", &t.service),
-            ],
+            &with_extra(
+                &[
+                    ("JWT_JWKS", &jwt_jwks_text),
+                    ("ANON_KEY", &t.anon),
+                    ("SERVICE_KEY", &t.service),
+                ],
+                internal.map(|s| ("AUTH_JWT_SECRET", s)),
+            ),
         ),
         env(
             "functions.env",
             PUBLIC,
             "Written by supakeys for functions (edge-runtime).",
-            &[
-                ("SUPABASE_JWKS", &jwks_text),
-                ("SUPABASE_PUBLISHABLE_KEY", publishable),
-                ("SUPABASE_SECRET_KEY", secret),
-                ("SUPABASE_PUBLISHABLE_KEYS", &publishable_map),
-                ("SUPABASE_SECRET_KEYS", &secret_map),
-            ],
+            &with_extra(
+                &[
+                    ("SUPABASE_JWKS", &jwks_text),
+                    ("SUPABASE_ANON_KEY", &t.anon),
+                    ("SUPABASE_SERVICE_ROLE_KEY", &t.service),
+                    ("SUPABASE_PUBLISHABLE_KEY", publishable),
+                    ("SUPABASE_SECRET_KEY", secret),
+                    ("SUPABASE_PUBLISHABLE_KEYS", &publishable_map),
+                    ("SUPABASE_SECRET_KEYS", &secret_map),
+                ],
+                internal.map(|s| ("JWT_SECRET", s)),
+            ),
         ),
         env(
             "studio.env",
@@ -214,16 +255,36 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
                 ("SERVICE_ROLE_KEY", &t.service),
             ],
         ),
-        PlannedFile {
-            name: "kong.yml",
+        env(
+            "gateway.env",
+            PUBLIC,
+            "Written by supakeys for the API gateway (api-gw: Envoy's entrypoint reads these names).",
+            &[
+                ("ANON_KEY", &t.gateway_anon),
+                ("SERVICE_ROLE_KEY", &t.gateway_service),
+                ("SUPABASE_PUBLISHABLE_KEY", publishable),
+                ("SUPABASE_SECRET_KEY", secret),
+                ("ANON_KEY_ASYMMETRIC", &t.anon_asymmetric),
+                ("SERVICE_ROLE_KEY_ASYMMETRIC", &t.service_asymmetric),
+            ],
+        ),
+    ];
+    if let Some(kong) = kong {
+        files.push(PlannedFile {
+            name: KONG_FILE,
             mode: PUBLIC,
             bytes: Zeroizing::new(kong.into_bytes()),
-        },
-    ])
+        });
+    }
+    Ok(files)
 }
 
-/// Every managed file with its mode, in the order [`plan`] returns them.
-pub const FILES: [(&str, u32); 10] = [
+/// The Kong declarative config, written only when a kong template is configured.
+pub const KONG_FILE: &str = "kong.yml";
+
+/// Every managed file with its mode, in the order [`plan`] returns them (`kong.yml` only
+/// with a kong template).
+pub const FILES: [(&str, u32); 11] = [
     (state::FILE, PRIVATE),
     ("auth.env", PRIVATE),
     ("jwks.json", PUBLIC),
@@ -233,5 +294,6 @@ pub const FILES: [(&str, u32); 10] = [
     ("functions.env", PUBLIC),
     ("studio.env", PUBLIC),
     ("supabase.env", PRIVATE),
-    ("kong.yml", PUBLIC),
+    ("gateway.env", PUBLIC),
+    (KONG_FILE, PUBLIC),
 ];

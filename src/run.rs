@@ -97,6 +97,11 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
     let dir = Dir::open(&config.dir)?;
     let lock = dir.lock(config.lock_timeout)?;
     dir.remove_stale_temp_files(&lock)?;
+    if config.kong.is_none() && dir.mode(crate::render::KONG_FILE)?.is_some() {
+        return Err(Error::KongTemplateMissing {
+            path: config.dir.join(crate::render::KONG_FILE),
+        });
+    }
     let previous = State::load(&dir)?;
     if previous.is_none() && !matches!(op, Op::Init) {
         return Err(Error::NoState {
@@ -181,8 +186,9 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
 fn print_reloads(written: &[&str]) -> Result<()> {
     let mut lines = Vec::new();
     for (file, service, how) in crate::keys::READERS {
-        if written.contains(&file) {
-            lines.push(format!("  {service:<10} {how}"));
+        let line = format!("  {service:<10} {how}");
+        if written.contains(&file) && !lines.contains(&line) {
+            lines.push(line);
         }
     }
     let text = if lines.is_empty() {

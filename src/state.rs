@@ -17,7 +17,11 @@ use zeroize::Zeroizing;
 pub const FILE: &str = "state.json";
 /// Revoking a key that stopped signing less than this long ago gets a warning.
 const REVOKE_GRACE_SECS: i64 = 24 * 3600;
-pub const VERSION: u64 = 1;
+/// The schema version this supakeys writes. Older versions are migrated forward on load
+/// (see [`migrate`]); newer ones are refused.
+pub const VERSION: u64 = 2;
+/// The oldest schema version this supakeys still reads.
+pub const OLDEST_VERSION: u64 = 1;
 
 /// Where a key stands in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +95,11 @@ pub struct State {
     pub keys: Vec<StoredKey>,
     pub publishable_key: Secret,
     pub secret_key: Secret,
+    /// A random secret that replaces `JWT_SECRET` where a service verifies kid-less HS256
+    /// tokens with a raw secret (Storage, Realtime, Edge Functions) once legacy HS256 is
+    /// rejected: tokens signed with `JWT_SECRET` then verify nowhere, while what those
+    /// services sign for themselves (Storage's signed URLs) keeps working.
+    pub internal_jwt_secret: Secret,
     pub minted: Minted,
     pub inputs: Fingerprints,
 }
@@ -112,9 +121,13 @@ struct KeyRecord {
 #[serde(deny_unknown_fields)]
 struct StateFile {
     version: u64,
+    /// The supakeys version that wrote the file, so that an older supakeys meeting a newer
+    /// schema can name the version to use.
+    written_by: String,
     keys: Vec<KeyRecord>,
     publishable_key: String,
     secret_key: String,
+    internal_jwt_secret: String,
     minted: Minted,
     inputs: Fingerprints,
 }
@@ -262,19 +275,35 @@ impl State {
             .transpose()
     }
 
-    /// Parses and validates `state.json`. Anything unexpected is an error: the state is the
-    /// only copy of the private key, so it is reported, never repaired by guessing.
+    /// Parses and validates `state.json`, migrating an older schema forward in memory (the
+    /// next write stores the current schema). Anything unexpected is an error: the state is
+    /// the only copy of the private key, so it is reported, never repaired by guessing.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<State> {
-        let value: Value = serde_json::from_slice(bytes)
+        let mut value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::state(path, format!("not valid JSON ({e})")))?;
         let version = value.get("version").and_then(Value::as_u64);
         match version {
-            Some(VERSION) => {}
             Some(v) if v > VERSION => {
+                let written_by = value
+                    .get("written_by")
+                    .and_then(Value::as_str)
+                    .filter(|v| is_version(v))
+                    .map(str::to_owned);
                 return Err(Error::StateTooNew {
                     path: path.into(),
                     version: v,
+                    written_by,
                 });
+            }
+            Some(v) if v >= OLDEST_VERSION => {
+                if v < VERSION {
+                    migrate(&mut value, v).map_err(|p| Error::state(path, p))?;
+                    tracing::info!(
+                        from = v,
+                        to = VERSION,
+                        "state.json uses an older schema; it is migrated and written in the current one"
+                    );
+                }
             }
             _ => return Err(Error::state(path, "\"version\" is missing or unknown")),
         }
@@ -337,6 +366,9 @@ impl State {
             opaque::validate(kind, value)
                 .map_err(|_| Error::state(path, format!("{} is malformed", field(kind))))?;
         }
+        if !is_internal_secret(&file.internal_jwt_secret) {
+            return Err(Error::state(path, "internal_jwt_secret is malformed"));
+        }
         if file.minted.exp <= file.minted.iat {
             return Err(Error::state(path, "minted.exp is not after minted.iat"));
         }
@@ -344,6 +376,7 @@ impl State {
             keys,
             publishable_key: Secret::new(file.publishable_key),
             secret_key: Secret::new(file.secret_key),
+            internal_jwt_secret: Secret::new(file.internal_jwt_secret),
             minted: file.minted,
             inputs: file.inputs,
         })
@@ -353,6 +386,7 @@ impl State {
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let file = StateFile {
             version: VERSION,
+            written_by: env!("CARGO_PKG_VERSION").into(),
             keys: self
                 .keys
                 .iter()
@@ -367,6 +401,7 @@ impl State {
                 .collect(),
             publishable_key: self.publishable_key.expose().into(),
             secret_key: self.secret_key.expose().into(),
+            internal_jwt_secret: self.internal_jwt_secret.expose().into(),
             minted: self.minted,
             inputs: self.inputs.clone(),
         };
@@ -374,6 +409,54 @@ impl State {
         bytes.push(b'\n');
         Zeroizing::new(bytes)
     }
+}
+
+/// Schema migrations, one step per version: `from` is the version `value` has. Each step
+/// only adds or reshapes fields; validation happens after the last step, as for a file
+/// written in the current schema.
+fn migrate(value: &mut Value, from: u64) -> std::result::Result<(), String> {
+    let object = value
+        .as_object_mut()
+        .ok_or("the top level is not a JSON object")?;
+    for version in from..VERSION {
+        match version {
+            // 1 -> 2: the internal HS256 secret for SUPAKEYS_LEGACY_HS256=reject, and the
+            // version of the writer.
+            1 => {
+                if object.contains_key("internal_jwt_secret") || object.contains_key("written_by") {
+                    return Err("schema 1 has no internal_jwt_secret or written_by".into());
+                }
+                let secret = new_internal_secret().map_err(|e| e.to_string())?;
+                object.insert(
+                    "internal_jwt_secret".into(),
+                    Value::String(secret.expose().into()),
+                );
+                object.insert("written_by".into(), Value::String("0.0.0".into()));
+            }
+            _ => unreachable!("every version below VERSION has a migration step"),
+        }
+        object.insert("version".into(), Value::from(version + 1));
+    }
+    Ok(())
+}
+
+/// A new internal HS256 secret: 32 random bytes, base64url (43 characters).
+fn new_internal_secret() -> Result<Secret> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    crate::fill_random(bytes.as_mut_slice())?;
+    Ok(Secret::new(crate::jwk::b64(bytes.as_slice())))
+}
+
+fn is_internal_secret(value: &str) -> bool {
+    value.len() == 43 && crate::jwk::unb64(value).is_some_and(|b| b.len() == 32)
+}
+
+/// `MAJOR.MINOR.PATCH` with optional pre-release, short enough to print.
+fn is_version(text: &str) -> bool {
+    (5..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
 }
 
 fn field(kind: Kind) -> &'static str {
@@ -471,6 +554,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                     &mut changes,
                 )?,
                 keys: previous.keys,
+                internal_jwt_secret: previous.internal_jwt_secret,
                 minted: previous.minted,
                 inputs,
             }
@@ -506,6 +590,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                     &mut changes,
                 )?,
                 secret_key: opaque_key(Kind::Secret, &config.secret_key, None, &mut changes)?,
+                internal_jwt_secret: new_internal_secret()?,
                 minted: Minted {
                     iat: config.now,
                     exp: config.now + config.token_ttl,

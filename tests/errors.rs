@@ -345,10 +345,11 @@ const CASES: &[Case] = &[
         name: "state.json from a newer supakeys",
         initialised: true,
         code: 3,
-        message: "schema version 2",
+        message: "It was written by supakeys 9.1.0: use that version or a newer one",
         prepare: |t| {
             edit_state(t, |s| {
-                s["version"] = json!(2);
+                s["version"] = json!(3);
+                s["written_by"] = json!("9.1.0");
             })
         },
     },

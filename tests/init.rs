@@ -4,7 +4,7 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-const FILES: [(&str, u32); 10] = [
+const FILES: [(&str, u32); 11] = [
     ("state.json", 0o600),
     ("auth.env", 0o600),
     ("jwks.json", 0o644),
@@ -14,6 +14,7 @@ const FILES: [(&str, u32); 10] = [
     ("functions.env", 0o644),
     ("studio.env", 0o644),
     ("supabase.env", 0o600),
+    ("gateway.env", 0o644),
     ("kong.yml", 0o644),
 ];
 
@@ -107,7 +108,7 @@ fn rerun_changes_nothing_not_even_mtimes() {
     let out = t.run();
     out.success();
     assert_eq!(t.snapshot(), before);
-    assert!(out.stderr.contains("unchanged=10"), "{}", out.stderr);
+    assert!(out.stderr.contains("unchanged=11"), "{}", out.stderr);
 }
 
 #[test]
@@ -289,7 +290,7 @@ fn concurrent_runs_end_with_one_keypair_and_identical_files() {
         assert!(child.wait().unwrap().success());
     }
     let first = t.snapshot();
-    assert_eq!(first.len(), 10);
+    assert_eq!(first.len(), 11);
     t.run().success();
     assert_eq!(t.snapshot(), first);
 }

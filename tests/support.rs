@@ -10,6 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const SECRET: &str = "your-super-secret-jwt-token-with-at-least-32-characters-long";
 pub const PASSWORD: &str = "this_password_is_insecure_and_should_be_updated";
+/// The test kong template (every placeholder, shaped like upstream's `volumes/api/kong.yml`).
+pub const KONG_TEMPLATE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/kong.template.yml"
+);
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -73,7 +78,8 @@ pub struct Test {
 }
 
 impl Test {
-    /// A test with an empty keys directory, JWT_SECRET and the dashboard credentials set.
+    /// A test with an empty keys directory, JWT_SECRET, the dashboard credentials and the
+    /// test kong template set.
     pub fn new() -> Test {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("keys");
@@ -88,7 +94,8 @@ impl Test {
         test.env("SUPAKEYS_DIR", &keys_dir)
             .env("JWT_SECRET", SECRET)
             .env("DASHBOARD_USERNAME", "supabase")
-            .env("DASHBOARD_PASSWORD", PASSWORD);
+            .env("DASHBOARD_PASSWORD", PASSWORD)
+            .env("SUPAKEYS_KONG_TEMPLATE", KONG_TEMPLATE);
         test
     }
 

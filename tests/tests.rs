@@ -6,3 +6,4 @@ mod errors;
 mod init;
 mod lifecycle;
 mod properties;
+mod stack;

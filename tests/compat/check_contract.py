@@ -89,7 +89,7 @@ def check_oct(jwk: dict, what: str, inputs: Inputs) -> None:
 
 def check_state(d: KeysDir, inputs: Inputs) -> None:
     s = d.state()
-    expect(s.get("version") == 1, "state.json: version is not 1")
+    expect(s.get("version") == 2, "state.json: version is not 2")
     keys = s.get("keys")
     expect(isinstance(keys, list) and keys, "state.json: keys missing or empty")
     key = d.current_key()

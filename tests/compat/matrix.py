@@ -217,6 +217,9 @@ def case_env(name: str) -> dict[str, str]:
     if spec.get("old_template"):
         env["SUPAKEYS_KONG_TEMPLATE"] = str(Path(__file__).resolve().parent / "kong-old-template.yml")
         env["COMPAT_OLD_TEMPLATE"] = "1"
+    else:
+        # supakeys has no built-in template: render the test template shaped like upstream's.
+        env["SUPAKEYS_KONG_TEMPLATE"] = str(Path(__file__).resolve().parents[1] / "fixtures" / "kong.template.yml")
     if spec.get("concurrent"):
         env["COMPAT_CONCURRENT"] = str(spec["concurrent"])
     if spec.get("steps"):

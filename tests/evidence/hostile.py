@@ -296,7 +296,7 @@ CASES = [
      edit_state(lambda s: s["keys"].append(dict(s["keys"][0], kid="other", jwk=dict(s["keys"][0]["jwk"], kid="other")))),
      [], 3, ["state.json"]),
     ("state.json tampered d", True,
-     edit_state(lambda s: s["keys"][0]["jwk"].__setitem__("d", "A" + s["keys"][0]["jwk"]["d"][1:])), [], 3,
+     edit_state(lambda s: s["keys"][0]["jwk"].__setitem__("d", ("B" if s["keys"][0]["jwk"]["d"][0] == "A" else "A") + s["keys"][0]["jwk"]["d"][1:])), [], 3,
      ["state.json"]),
     ("state.json kid differs from its jwk", True, edit_state(lambda s: s["keys"][0].__setitem__("kid", "other")),
      [], 3, ["state.json"]),

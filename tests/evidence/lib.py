@@ -29,6 +29,7 @@ MANAGED = {
     "functions.env": 0o644,
     "studio.env": 0o644,
     "supabase.env": 0o600,
+    "gateway.env": 0o644,
     "kong.yml": 0o644,
 }
 TEMP_PREFIX = ".supakeys-tmp-"
@@ -52,6 +53,10 @@ def legacy_key(role: str, secret: str = SECRET, exp_in: int = 10 * 365 * 86400) 
     return hs256({"role": role, "iss": "supabase", "iat": now - 100, "exp": now + exp_in}, secret)
 
 
+# supakeys has no built-in kong template; the tests render the one shaped like upstream's.
+KONG_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "kong.template.yml")
+
+
 def base_env(d: str) -> dict:
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -61,6 +66,7 @@ def base_env(d: str) -> dict:
         "DASHBOARD_PASSWORD": PASSWORD,
         "SUPAKEYS_LOG_LEVEL": "trace",
         "SUPAKEYS_LOCK_TIMEOUT": "20",
+        "SUPAKEYS_KONG_TEMPLATE": KONG_TEMPLATE,
     }
     return env
 
