@@ -4,6 +4,7 @@
 //! no flag: flags show up in `ps`. They are read from the environment or the env file in
 //! [`crate::config`].
 
+use crate::secret::Secret;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -16,7 +17,8 @@ use std::path::PathBuf;
     after_help = "Secrets come from the environment or --env-file only: JWT_SECRET (required), \
                   ANON_KEY, SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY, \
                   JWT_KEYS, DASHBOARD_PASSWORD.\nExit codes: 0 ok, 1 internal, 2 bad input, \
-                  3 bad state, 4 I/O or permission, 5 lock timeout, 6 check found problems."
+                  3 bad state, 4 I/O or permission, 5 lock timeout, 6 check found problems, \
+                  7 doctor: the deployment does not match the keys."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,6 +42,45 @@ pub enum Command {
     /// Key lifecycle: list, standby, rotate, revoke.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check, through the API gateway, that the running services use these keys; exits 7
+    /// naming the cause and the fix of each mismatch.
+    Doctor(DoctorArgs),
+}
+
+/// `supakeys doctor`: one HTTP request per check; nothing is changed unless
+/// --sign-in-anonymously asks for an anonymous user.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Base URL of the API gateway [default: http://api-gw:8000, its name inside the compose
+    /// network]. From the host, pass the public URL (https:// needs a build with `--features tls`).
+    #[arg(long, env = "SUPAKEYS_DOCTOR_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// A signed-in user's access token, to check which key Auth signs with (never printed).
+    /// Prefer SUPAKEYS_ACCESS_TOKEN (flags show up in `ps`); `-` reads it from standard input.
+    #[arg(
+        long,
+        env = "SUPAKEYS_ACCESS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        value_parser = secret_value,
+        conflicts_with = "sign_in_anonymously"
+    )]
+    pub access_token: Option<Secret>,
+    /// Get a token by signing in anonymously (creates one anonymous user: the only change
+    /// doctor makes, and only when asked).
+    #[arg(long)]
+    pub sign_in_anonymously: bool,
+    /// `text` for people, `json` for scripts.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Seconds to wait for each answer: a number, or with s or m [default: 5].
+    #[arg(long, env = "SUPAKEYS_DOCTOR_TIMEOUT", value_name = "SECONDS")]
+    pub timeout: Option<String>,
+}
+
+/// Keeps a secret flag value out of `Debug` output from the moment it is parsed.
+fn secret_value(text: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(text))
 }
 
 #[derive(Debug, Subcommand)]

@@ -91,7 +91,7 @@ impl Inputs {
     }
 
     /// A secret: process environment first, then the env file. Never a flag.
-    fn secret(&self, name: &str) -> Option<Secret> {
+    pub(crate) fn secret(&self, name: &str) -> Option<Secret> {
         non_empty(std::env::var(name).ok().as_deref())
             .or_else(|| non_empty(self.file.get(name)))
             .map(Secret::new)

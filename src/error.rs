@@ -23,6 +23,8 @@ pub mod exit {
     pub const LOCK_TIMEOUT: i32 = 5;
     /// `supakeys check` found problems.
     pub const CHECK_FAILED: i32 = 6;
+    /// `supakeys doctor`: the running deployment does not match the keys.
+    pub const DEPLOYMENT_MISMATCH: i32 = 7;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -92,6 +94,8 @@ pub enum Error {
     },
     /// `supakeys check` found this many problems (each already printed).
     CheckFailed { problems: usize },
+    /// `supakeys doctor` found this many checks failing (each already printed).
+    DoctorFailed { failed: usize, dir: PathBuf },
 }
 
 impl Error {
@@ -136,6 +140,7 @@ impl Error {
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Randomness { .. } => exit::INTERNAL,
             Error::CheckFailed { .. } => exit::CHECK_FAILED,
+            Error::DoctorFailed { .. } => exit::DEPLOYMENT_MISMATCH,
         }
     }
 }
@@ -254,6 +259,12 @@ impl fmt::Display for Error {
             Error::CheckFailed { problems } => write!(
                 f,
                 "check found {problems} problem(s); run `supakeys init` to repair the files"
+            ),
+            Error::DoctorFailed { failed, dir } => write!(
+                f,
+                "doctor: {failed} check(s) failed: the running deployment does not match the keys in {}; \
+                 each failed line above names the likely cause and the fix",
+                dir.display()
             ),
         }
     }

@@ -10,8 +10,10 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod envfile;
 pub mod error;
+pub mod http;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;

@@ -1,4 +1,4 @@
-//! The commands: `init`, `check`, `print-env`. Each loads the configuration, does its work
+//! The commands: `init`, `check`, `print-env`, `keys …`, `doctor`. Each loads the configuration, does its work
 //! and returns an error that `main` turns into an exit code.
 
 use crate::cli::{Cli, Command, KeysCommand};
@@ -38,6 +38,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Keys(KeysCommand::Standby) => update(&inputs, Op::Standby),
         Command::Keys(KeysCommand::Rotate { now }) => update(&inputs, Op::Rotate { now }),
         Command::Keys(KeysCommand::Revoke { kid }) => update(&inputs, Op::Revoke(kid)),
+        Command::Doctor(args) => crate::doctor::run(&inputs, args),
     };
     match result {
         Ok(()) => exit::OK,
@@ -194,7 +195,10 @@ fn print_reloads(written: &[&str]) -> Result<()> {
     let text = if lines.is_empty() {
         "No file changed: nothing to restart.\n".to_owned()
     } else {
-        format!("Files changed. To apply them:\n{}\n", lines.join("\n"))
+        format!(
+            "Files changed. To apply them:\n{}\nthen run `supakeys doctor` (docker compose run --rm supakeys doctor) to check that every service uses them.\n",
+            lines.join("\n")
+        )
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -1,0 +1,476 @@
+//! `supakeys doctor`: proves, through the API gateway, that the running services use the
+//! keys of the keys directory, service by service.
+//!
+//! It reads `state.json` (private keys: it can mint tokens), `gateway.env` (the API keys
+//! clients send) and `jwt_jwks.json` (whether legacy HS256 is accepted), sends one plain
+//! HTTP request per check, all at once, and reports one line per service and check. The
+//! requests change nothing: reads, a Realtime broadcast of an empty message list (refused
+//! by validation before anything is sent; Realtime's own test "returns changeset error
+//! when messages array is empty" pins that nothing is broadcast), and Auth's admin lookup of
+//! a random user id. The one exception is `--sign-in-anonymously`, which creates an
+//! anonymous user when asked to.
+//!
+//! Tokens doctor mints are `authenticated`, live 60 seconds and have a random `sub`. No
+//! token, key or secret reaches the report: it names services, kids, algorithms, statuses
+//! and what the services said (with anything token-like redacted).
+
+mod analyse;
+mod report;
+
+use crate::cli::DoctorArgs;
+use crate::config::{Inputs, LegacyHs256};
+use crate::envfile::DotEnv;
+use crate::error::{Error, Result};
+use crate::http::{self, HttpError, Request, Response, Scheme, Target};
+use crate::jwk::{Kid, SigningKey, b64};
+use crate::secret::Secret;
+use crate::state::{self, State, Status};
+use crate::store::Dir;
+use analyse::{ApiKey, Context, Evidence, Gateway, KeyFact, Service};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// The gateway as seen from inside the compose network (upstream also names it `kong`
+/// and `envoy`).
+pub const DEFAULT_URL: &str = "http://api-gw:8000";
+const DEFAULT_TIMEOUT_SECS: i64 = 5;
+/// A table name nobody has: PostgREST answers `PGRST205` once the JWT is accepted,
+/// without a database round trip.
+const REST_PROBE_PATH: &str = "/rest/v1/supakeys_doctor_probe";
+/// Lifetime of the tokens doctor mints (issued 10 s in the past for clock skew).
+const TOKEN_SECS: i64 = 60;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Where the token for "Auth signs with the current key" comes from.
+enum TokenSource {
+    None,
+    Given(Secret),
+    SignIn,
+}
+
+struct Options {
+    target: Target,
+    timeout: Duration,
+    format: Format,
+    token: TokenSource,
+}
+
+impl Options {
+    fn parse(args: DoctorArgs) -> Result<Options> {
+        let url = args
+            .url
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_URL.into());
+        let target = Target::parse(&url).map_err(|problem| {
+            Error::invalid(
+                "--url (SUPAKEYS_DOCTOR_URL)",
+                problem,
+                "Give the gateway's base URL, e.g. http://api-gw:8000 inside the compose network or https://api.example.com from outside.",
+            )
+        })?;
+        if target.scheme == Scheme::Https && !http::TLS_BUILT {
+            return Err(Error::invalid(
+                "--url (SUPAKEYS_DOCTOR_URL)",
+                "is an https:// URL, but this supakeys was built without TLS",
+                "Run doctor inside the compose network with the default http://api-gw:8000, or use a supakeys built with `--features tls`.",
+            ));
+        }
+        let timeout = match args.timeout.filter(|t| !t.is_empty()) {
+            None => DEFAULT_TIMEOUT_SECS,
+            Some(text) => crate::config::parse_duration(&text)
+                .filter(|s| *s <= 300)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "--timeout (SUPAKEYS_DOCTOR_TIMEOUT)",
+                        "must be 1 to 300 seconds, e.g. 5 or 30s",
+                        "Unset it for 5 seconds.",
+                    )
+                })?,
+        };
+        let format = if args.format == "json" {
+            Format::Json
+        } else {
+            Format::Text
+        };
+        let given = match args.access_token {
+            Some(t) if t.expose() == "-" => Some(read_token_from_stdin()?),
+            Some(t) if !t.expose().is_empty() => Some(t),
+            _ => None,
+        };
+        let token = match (given, args.sign_in_anonymously) {
+            (Some(t), _) => {
+                if let Err(p) = crate::jwt::parse(t.expose()) {
+                    return Err(Error::invalid(
+                        "--access-token (SUPAKEYS_ACCESS_TOKEN)",
+                        p.describe(),
+                        "Give the access_token of a session Auth issued (a user's JWT), or use --sign-in-anonymously.",
+                    ));
+                }
+                TokenSource::Given(t)
+            }
+            (None, true) => TokenSource::SignIn,
+            (None, false) => TokenSource::None,
+        };
+        Ok(Options {
+            target,
+            timeout: Duration::from_secs(timeout as u64),
+            format,
+            token,
+        })
+    }
+}
+
+fn read_token_from_stdin() -> Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("read", "standard input", e))?;
+    let token = Secret::new(line.trim());
+    line.clear();
+    Ok(token)
+}
+
+/// What doctor knows from the keys directory and the environment.
+struct Material {
+    state: State,
+    facts: Vec<KeyFact>,
+    mode: LegacyHs256,
+    /// The anon API key clients send (`ANON_KEY` of `gateway.env`), which every gateway
+    /// configuration accepts: doctor sends it as `apikey` so that a gateway problem with the
+    /// opaque keys does not hide what the services say.
+    anon_key: Secret,
+    jwt_secret: Option<Secret>,
+    legacy_anon: Option<Secret>,
+    legacy_service: Option<Secret>,
+}
+
+impl Material {
+    fn load(inputs: &Inputs) -> Result<Material> {
+        let dir_path = inputs.dir();
+        let dir = Dir::open(&dir_path)?;
+        let state = State::load(&dir)?.ok_or(Error::NoState {
+            path: dir_path.join(state::FILE),
+        })?;
+        let read = |name: &str| -> Result<Vec<u8>> {
+            dir.read(name)?.ok_or(Error::NoState {
+                path: dir_path.join(name),
+            })
+        };
+        let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
+            .map_err(|_| Error::state(dir_path.join("jwt_jwks.json"), "not valid JSON"))?;
+        let oct = jwt_jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .and_then(|keys| keys.iter().find(|k| k["kty"] == "oct"))
+            .and_then(|k| k.get("k").and_then(Value::as_str))
+            .and_then(crate::jwk::unb64)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .map(Secret::new);
+        // The same rule as `keys list`: the oct key is in jwt_jwks.json exactly when legacy
+        // HS256 is accepted.
+        let mode = if oct.is_some() {
+            LegacyHs256::Accept
+        } else {
+            LegacyHs256::Reject
+        };
+        let gateway_path = dir_path.join("gateway.env");
+        let gateway = DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(
+            |(line, problem)| Error::EnvFileSyntax {
+                path: gateway_path.clone(),
+                line,
+                problem,
+            },
+        )?;
+        let anon_key = gateway
+            .get("ANON_KEY")
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| Error::state(&gateway_path, "has no ANON_KEY"))?;
+        let hs256 = |token: &str| {
+            crate::jwt::parse(token)
+                .is_ok_and(|p| p.header.get("alg").and_then(Value::as_str) == Some("HS256"))
+        };
+        let legacy = |name: &str| {
+            inputs
+                .secret(name)
+                .filter(|s| hs256(s.expose()))
+                .or_else(|| gateway.get(name).filter(|v| hs256(v)).map(Secret::new))
+        };
+        let facts = state
+            .keys
+            .iter()
+            .map(|k| KeyFact {
+                kid: k.kid.to_string(),
+                alg: k.alg.as_str(),
+                status: k.status,
+                changed_at: k.changed_at,
+                public: k.key.as_ref().map(SigningKey::public_jwk),
+            })
+            .collect();
+        Ok(Material {
+            facts,
+            mode,
+            anon_key,
+            jwt_secret: inputs.secret("JWT_SECRET").or(oct),
+            legacy_anon: legacy("ANON_KEY"),
+            legacy_service: legacy("SERVICE_ROLE_KEY"),
+            state,
+        })
+    }
+
+    /// The keys every verifier must accept, with their index in `facts`.
+    fn verifiers(&self) -> Vec<(usize, &SigningKey)> {
+        self.state
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.status != Status::Revoked)
+            .filter_map(|(i, k)| k.key.as_ref().map(|key| (i, key)))
+            .collect()
+    }
+}
+
+/// What one request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    Jwks,
+    SignIn,
+    /// A token signed by the key at this index of `facts`.
+    Verify(Service, usize),
+    Hs256(Service),
+    ApiKey(ApiKey),
+}
+
+const VERIFIERS: [Service; 3] = [Service::Rest, Service::Storage, Service::Realtime];
+
+/// The request that asks `service` to verify `token`, through the gateway. The anon API
+/// key goes in `apikey` (the gateway requires one); the token in `Authorization`, which
+/// both gateways pass through untouched when it is a JWT.
+fn verify_request(service: Service, anon_key: &Secret, token: &str) -> Request {
+    let request = match service {
+        Service::Storage => Request::get("/storage/v1/health"),
+        Service::Realtime => Request::post_json("/realtime/v1/api/broadcast", r#"{"messages":[]}"#),
+        _ => Request::get(REST_PROBE_PATH),
+    };
+    request
+        .header("apikey", anon_key.expose())
+        .header("Authorization", &format!("Bearer {token}"))
+}
+
+fn hs256_token(secret: &Secret, payload_b64: &str) -> Secret {
+    let header = b64(json!({"alg": "HS256", "typ": "JWT"}).to_string().as_bytes());
+    let message = format!("{header}.{payload_b64}");
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes())
+        .expect("any byte string is an HMAC key");
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .expect("HMAC signing cannot fail");
+    Secret::new(format!("{message}.{signature}"))
+}
+
+/// Every request of this run.
+fn plan(material: &Material, options: &Options, now: i64) -> Result<Vec<(Probe, Request)>> {
+    let mut probes = vec![(Probe::Jwks, Request::get("/auth/v1/.well-known/jwks.json"))];
+    if let TokenSource::SignIn = options.token {
+        probes.push((
+            Probe::SignIn,
+            Request::post_json("/auth/v1/signup", "{}")
+                .header("apikey", material.anon_key.expose()),
+        ));
+    }
+    let claims = json!({
+        "sub": Kid::random()?.as_str(),
+        "role": "authenticated",
+        "aud": "authenticated",
+        "iat": now - 10,
+        "exp": now - 10 + TOKEN_SECS,
+    });
+    let payload = b64(claims.to_string().as_bytes());
+    for (index, key) in material.verifiers() {
+        let token = Secret::new(crate::jwt::sign(key, &payload));
+        for service in VERIFIERS {
+            probes.push((
+                Probe::Verify(service, index),
+                verify_request(service, &material.anon_key, token.expose()),
+            ));
+        }
+    }
+    if let Some(secret) = &material.jwt_secret {
+        let token = hs256_token(secret, &payload);
+        for service in VERIFIERS {
+            probes.push((
+                Probe::Hs256(service),
+                verify_request(service, &material.anon_key, token.expose()),
+            ));
+        }
+    }
+    let state = &material.state;
+    let api_keys = [
+        (ApiKey::Publishable, Some(&state.publishable_key)),
+        (ApiKey::Secret, Some(&state.secret_key)),
+        (ApiKey::LegacyAnon, material.legacy_anon.as_ref()),
+        (ApiKey::LegacyServiceRole, material.legacy_service.as_ref()),
+    ];
+    for (which, value) in api_keys {
+        if let Some(value) = value {
+            // A random user id: an admin token gets 404 user_not_found, nothing is read.
+            let path = format!("/auth/v1/admin/users/{}", Kid::random()?.as_str());
+            probes.push((
+                Probe::ApiKey(which),
+                Request::get(path).header("apikey", value.expose()),
+            ));
+        }
+    }
+    Ok(probes)
+}
+
+/// Sends every request at once (one thread each) and returns the answers in plan order.
+fn execute(
+    target: &Target,
+    probes: Vec<(Probe, Request)>,
+    timeout: Duration,
+) -> Vec<(Probe, std::result::Result<Response, HttpError>)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = probes
+            .into_iter()
+            .map(|(probe, request)| {
+                let handle = scope.spawn(move || http::send(target, &request, timeout));
+                (probe, handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(probe, handle)| {
+                let result = handle.join().unwrap_or_else(|_| {
+                    Err(HttpError::Io {
+                        detail: "the request thread panicked".into(),
+                    })
+                });
+                (probe, result)
+            })
+            .collect()
+    })
+}
+
+/// The report lines from the answers: auth, the gateway, then each verifier.
+fn lines(
+    cx: &Context<'_>,
+    material: &Material,
+    options: &Options,
+    answers: &[(Probe, std::result::Result<Response, HttpError>)],
+) -> Vec<report::Line> {
+    let find = |probe: Probe| answers.iter().find(|(p, _)| *p == probe).map(|(_, r)| r);
+    let mut out = Vec::new();
+    let missing = Err(HttpError::Io {
+        detail: "no request was sent".into(),
+    });
+    let (jwks, auth_has_current) = analyse::jwks(cx, find(Probe::Jwks).unwrap_or(&missing));
+    out.push(jwks);
+    let evidence = match &options.token {
+        TokenSource::None => Evidence::None,
+        TokenSource::Given(t) => Evidence::Given(t.expose()),
+        TokenSource::SignIn => Evidence::SignIn(find(Probe::SignIn).unwrap_or(&missing)),
+    };
+    out.push(analyse::signing_key(cx, evidence));
+    for key in [
+        ApiKey::Publishable,
+        ApiKey::Secret,
+        ApiKey::LegacyAnon,
+        ApiKey::LegacyServiceRole,
+    ] {
+        out.push(analyse::api_key(
+            cx,
+            key,
+            find(Probe::ApiKey(key)),
+            auth_has_current,
+        ));
+    }
+    for service in VERIFIERS {
+        for (index, _) in material.verifiers() {
+            let result = find(Probe::Verify(service, index)).unwrap_or(&missing);
+            out.push(analyse::verifier(
+                cx,
+                service,
+                &material.facts[index],
+                result,
+            ));
+        }
+        out.push(analyse::legacy_hs256(
+            cx,
+            service,
+            find(Probe::Hs256(service)),
+        ));
+    }
+    out
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `supakeys doctor`.
+pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
+    let options = Options::parse(args)?;
+    let material = Material::load(inputs)?;
+    let dir = inputs.dir();
+    let started = Instant::now();
+    let probes = plan(&material, &options, now())?;
+    let answers = execute(&options.target, probes, options.timeout);
+    let gateway = answers
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(Gateway::of)
+        .find(|g| *g != Gateway::Unknown)
+        .unwrap_or(Gateway::Unknown);
+    let url = options.target.to_string();
+    let dir_text = dir.display().to_string();
+    let cx = Context {
+        dir: &dir_text,
+        url: &url,
+        keys: &material.facts,
+        mode: material.mode,
+        gateway,
+    };
+    let lines = lines(&cx, &material, &options, &answers);
+    let keys: Vec<(String, &'static str, &'static str)> = material
+        .facts
+        .iter()
+        .map(|k| (k.kid.clone(), k.alg, k.status.as_str()))
+        .collect();
+    let header = report::Header {
+        url: &url,
+        gateway: gateway.name(),
+        dir: &dir_text,
+        keys: &keys,
+        legacy_hs256: match material.mode {
+            LegacyHs256::Accept => "accepted",
+            LegacyHs256::Reject => "rejected",
+        },
+        elapsed_ms: started.elapsed().as_millis(),
+    };
+    let text = match options.format {
+        Format::Text => report::text(&header, &lines),
+        Format::Json => format!("{:#}\n", report::json(&header, &lines)),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("write to", "standard output", e))?;
+    let failed = lines.iter().filter(|l| l.failed()).count();
+    if failed > 0 {
+        return Err(Error::DoctorFailed {
+            failed,
+            dir: dir.clone(),
+        });
+    }
+    Ok(())
+}

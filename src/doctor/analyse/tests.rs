@@ -1,0 +1,590 @@
+//! Each service's answers, as the services send them, and the line doctor makes of them.
+
+use super::*;
+use crate::jwk::{KeySpec, Kid, SigningKey};
+use serde_json::json;
+
+/// An answer relayed by Envoy from a service.
+fn from_service(status: u16, body: Value) -> Result<Response, HttpError> {
+    Ok(Response {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("server".into(), "envoy".into()),
+            ("x-envoy-upstream-service-time".into(), "3".into()),
+        ],
+        body: body.to_string().into_bytes(),
+    })
+}
+
+/// A local reply of Envoy (Lua `respond`, RBAC, no upstream).
+fn from_envoy(status: u16, text: &str) -> Result<Response, HttpError> {
+    Ok(Response {
+        status,
+        headers: vec![
+            ("content-type".into(), "text/plain".into()),
+            ("server".into(), "envoy".into()),
+        ],
+        body: text.as_bytes().to_vec(),
+    })
+}
+
+/// A reply Kong produced itself.
+fn from_kong(status: u16, body: Value) -> Result<Response, HttpError> {
+    Ok(Response {
+        status,
+        headers: vec![
+            (
+                "content-type".into(),
+                "application/json; charset=utf-8".into(),
+            ),
+            ("server".into(), "kong/3.9.3".into()),
+            ("x-kong-response-latency".into(), "1".into()),
+        ],
+        body: body.to_string().into_bytes(),
+    })
+}
+
+struct Keys {
+    current: SigningKey,
+    previous: SigningKey,
+    standby: SigningKey,
+    facts: Vec<KeyFact>,
+}
+
+fn key(kid: &str) -> SigningKey {
+    SigningKey::generate(KeySpec::Es256, Kid::parse(kid).unwrap()).unwrap()
+}
+
+fn fact(key: &SigningKey, status: Status, changed_at: i64) -> KeyFact {
+    KeyFact {
+        kid: key.kid().to_string(),
+        alg: key.algorithm().as_str(),
+        status,
+        changed_at,
+        public: (status != Status::Revoked).then(|| key.public_jwk()),
+    }
+}
+
+fn keys() -> Keys {
+    let (current, previous, standby, revoked) =
+        (key("k-cur"), key("k-prev"), key("k-stby"), key("k-rev"));
+    let facts = vec![
+        fact(&current, Status::Current, 1_000),
+        fact(&previous, Status::Previous, 1_000),
+        fact(&standby, Status::Standby, 1_500),
+        fact(&revoked, Status::Revoked, 900),
+    ];
+    Keys {
+        current,
+        previous,
+        standby,
+        facts,
+    }
+}
+
+fn cx(facts: &[KeyFact], mode: LegacyHs256) -> Context<'_> {
+    Context {
+        dir: "/keys",
+        url: "http://api-gw:8000",
+        keys: facts,
+        mode,
+        gateway: Gateway::Envoy,
+    }
+}
+
+fn failure(line: &Line) -> (String, String, String) {
+    match &line.outcome {
+        Outcome::Fail {
+            problem,
+            cause,
+            fix,
+        } => (problem.clone(), cause.clone(), fix.clone()),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+fn passed(line: &Line) -> bool {
+    matches!(line.outcome, Outcome::Pass { .. })
+}
+
+#[test]
+fn postgrest_answers() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let current = &k.facts[0];
+    // The probe's unknown table: the JWT was accepted.
+    let ok = from_service(
+        404,
+        json!({"code":"PGRST205","details":null,"hint":null,"message":"Could not find the table 'public.supakeys_doctor_probe' in the schema cache"}),
+    );
+    assert!(passed(&verifier(&cx, Service::Rest, current, &ok)));
+    let unknown = from_service(
+        401,
+        json!({"code":"PGRST301","details":"No suitable key was found to decode the JWT","hint":null,"message":"No suitable key or wrong key type"}),
+    );
+    let line = verifier(&cx, Service::Rest, current, &unknown);
+    let (problem, cause, fix) = failure(&line);
+    assert_eq!(
+        problem,
+        "rest refused it: PGRST301 No suitable key or wrong key type (No suitable key was found to decode the JWT)"
+    );
+    assert_eq!(
+        cause,
+        "rest does not have the current key k-cur: it runs with an older key set, so it did not load /keys/jwt_jwks.json since the key was added"
+    );
+    assert!(fix.contains("NOTIFY pgrst, 'reload config'"), "{fix}");
+    assert_eq!(line.key, Some(("k-cur".into(), "current")));
+    let clock = from_service(
+        401,
+        json!({"code":"PGRST303","details":null,"hint":null,"message":"JWT issued at future"}),
+    );
+    let (_, cause, _) = failure(&verifier(&cx, Service::Rest, current, &clock));
+    assert!(cause.contains("clocks"), "{cause}");
+}
+
+#[test]
+fn storage_answers() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let standby = &k.facts[2];
+    assert!(passed(&verifier(
+        &cx,
+        Service::Storage,
+        standby,
+        &from_service(200, json!({"healthy": true}))
+    )));
+    // Started without JWT_JWKS: only HS256 is allowed.
+    let no_jwks = from_service(
+        400,
+        json!({"statusCode":"403","code":"AccessDenied","error":"Unauthorized","message":"\"alg\" (Algorithm) Header Parameter value not allowed"}),
+    );
+    let (_, cause, fix) = failure(&verifier(&cx, Service::Storage, standby, &no_jwks));
+    assert_eq!(
+        cause,
+        "storage accepts no ES256 token at all: it runs without JWT_JWKS, so it did not load /keys/storage.env"
+    );
+    assert_eq!(fix, "docker compose restart storage");
+    // An older JWT_JWKS: the kid is unknown, jose gets the secret's bytes.
+    let old = from_service(
+        400,
+        json!({"statusCode":"403","code":"AccessDenied","error":"Unauthorized","message":"Key for the ES256 algorithm must be one of type CryptoKey, KeyObject, or JSON Web Key. Received an instance of Uint8Array"}),
+    );
+    let line = verifier(&cx, Service::Storage, standby, &old);
+    let (problem, cause, _) = failure(&line);
+    assert!(
+        problem.starts_with("storage refused it: Key for the ES256"),
+        "{problem}"
+    );
+    assert!(
+        cause.starts_with("storage does not have the standby key k-stby"),
+        "{cause}"
+    );
+    assert_eq!(
+        line.title,
+        "accepts a token signed by the standby key k-stby (ES256)"
+    );
+}
+
+#[test]
+fn realtime_answers() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let previous = &k.facts[1];
+    let accepted = from_service(422, json!({"errors":{"messages":["can't be blank"]}}));
+    assert!(passed(&verifier(
+        &cx,
+        Service::Realtime,
+        previous,
+        &accepted
+    )));
+    let refused = from_service(401, json!({"message":"Unauthorized"}));
+    let (_, cause, fix) = failure(&verifier(&cx, Service::Realtime, previous, &refused));
+    assert!(
+        cause.contains("its tenant was seeded at start from an older API_JWT_JWKS"),
+        "{cause}"
+    );
+    assert!(cause.contains("/keys/realtime.env"), "{cause}");
+    assert_eq!(fix, "docker compose restart realtime");
+    // The same status from the gateway is the gateway's refusal, not Realtime's.
+    let (problem, cause, fix) = failure(&verifier(
+        &cx,
+        Service::Realtime,
+        previous,
+        &from_envoy(401, "Unauthorized"),
+    ));
+    assert!(
+        problem.starts_with("api-gw refused the request before it reached realtime"),
+        "{problem}"
+    );
+    assert!(
+        cause.contains("anon API key of /keys/gateway.env"),
+        "{cause}"
+    );
+    assert_eq!(fix, "docker compose restart api-gw");
+    let tenant = from_service(401, json!({"message":"Tenant not found in database"}));
+    let (_, cause, _) = failure(&verifier(&cx, Service::Realtime, previous, &tenant));
+    assert!(cause.contains("rewrite Host"), "{cause}");
+}
+
+#[test]
+fn gateway_and_network_failures() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let current = &k.facts[0];
+    let down = from_envoy(503, "no healthy upstream");
+    let (problem, cause, fix) = failure(&verifier(&cx, Service::Storage, current, &down));
+    assert_eq!(
+        problem,
+        "api-gw could not reach storage: HTTP 503 no healthy upstream"
+    );
+    assert_eq!(
+        cause,
+        "storage is not running, or not on the compose network"
+    );
+    assert!(fix.contains("docker compose ps storage"));
+    let kong = from_kong(401, json!({"message":"Invalid authentication credentials"}));
+    let (problem, _, _) = failure(&verifier(&cx, Service::Rest, current, &kong));
+    assert!(
+        problem.starts_with("api-gw refused the request before it reached rest"),
+        "{problem}"
+    );
+    let dns = Err(HttpError::UnknownHost {
+        host: "api-gw".into(),
+    });
+    let (problem, _, fix) = failure(&verifier(&cx, Service::Rest, current, &dns));
+    assert_eq!(problem, "the host name api-gw is unknown here");
+    assert!(fix.contains("docker compose run --rm supakeys doctor"));
+    assert!(fix.contains("--url"));
+    let refused = Err(HttpError::Refused {
+        addr: "172.18.0.5:8000".into(),
+    });
+    let (_, cause, _) = failure(&verifier(&cx, Service::Rest, current, &refused));
+    assert_eq!(cause, "the gateway is not running, or listens elsewhere");
+}
+
+fn jwks_of(keys: &[&SigningKey]) -> Result<Response, HttpError> {
+    from_service(
+        200,
+        json!({"keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()}),
+    )
+}
+
+#[test]
+fn jwks_matches_or_names_the_difference() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let (line, has_current) = jwks(&cx, &jwks_of(&[&k.standby, &k.current, &k.previous]));
+    assert!(has_current);
+    assert_eq!(
+        line.outcome,
+        Outcome::Pass {
+            detail: "k-cur (current), k-prev (previous), k-stby (standby)".into()
+        }
+    );
+    // Auth not restarted after `keys standby`: a stale JWKS.
+    let (line, has_current) = jwks(&cx, &jwks_of(&[&k.current, &k.previous]));
+    assert!(has_current);
+    let (problem, cause, fix) = failure(&line);
+    assert_eq!(problem, "auth does not publish the standby key k-stby");
+    assert!(
+        cause.starts_with(
+            "auth serves the key set it read at start: it did not load /keys/auth.env"
+        ),
+        "{cause}"
+    );
+    assert_eq!(fix, "docker compose restart auth");
+    // Auth not restarted after `keys revoke`.
+    let revoked = key("k-rev");
+    let (line, _) = jwks(
+        &cx,
+        &jwks_of(&[&k.current, &k.previous, &k.standby, &revoked]),
+    );
+    assert_eq!(
+        failure(&line).0,
+        "auth still publishes the revoked key k-rev"
+    );
+    // A key set from elsewhere.
+    let (line, has_current) = jwks(&cx, &jwks_of(&[&key("other")]));
+    assert!(!has_current);
+    let (problem, _, _) = failure(&line);
+    assert!(problem.starts_with("auth publishes the key other, which state.json does not have; does not publish the current key k-cur"), "{problem}");
+    // Another key under our kid.
+    let (line, _) = jwks(&cx, &jwks_of(&[&key("k-cur"), &k.previous, &k.standby]));
+    assert_eq!(
+        failure(&line).0,
+        "auth publishes another key under the kid of the current key k-cur; does not publish the current key k-cur"
+    );
+    // Private material is a leak, whoever serves it.
+    let leak = from_service(
+        200,
+        json!({"keys": [k.current.private_jwk(), {"kty":"oct","k":"c2VjcmV0","alg":"HS256"}]}),
+    );
+    let (line, _) = jwks(&cx, &leak);
+    let (problem, cause, fix) = failure(&line);
+    assert!(
+        problem.contains(
+            "publishes private key material for k-cur; publishes a symmetric (oct) key (no kid)"
+        ),
+        "{problem}"
+    );
+    assert!(cause.contains("GoTrue never publishes"), "{cause}");
+    assert!(fix.contains("keys rotate --now"), "{fix}");
+    // The gateway wants an apikey for the JWKS.
+    let (line, _) = jwks(&cx, &from_envoy(401, "Unauthorized"));
+    assert!(failure(&line).1.contains("no open route for the JWKS"));
+}
+
+fn token(key: &SigningKey, iat: i64) -> String {
+    let payload = crate::jwk::b64(
+        json!({"sub":"u","role":"authenticated","iat":iat,"exp":iat+3600})
+            .to_string()
+            .as_bytes(),
+    );
+    crate::jwt::sign(key, &payload)
+}
+
+#[test]
+fn signing_key_from_a_given_token() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let line = signing_key(&cx, Evidence::Given(&token(&k.current, 2_000)));
+    assert_eq!(
+        line.title,
+        "signs new tokens with the current key k-cur (ES256)"
+    );
+    assert!(passed(&line), "{line:?}");
+    // Issued after the rotation with the old key: auth was not restarted.
+    let t = token(&k.previous, 2_000);
+    let (problem, cause, fix) = failure(&signing_key(&cx, Evidence::Given(&t)));
+    assert_eq!(
+        problem,
+        "auth signed the given access token with the previous key k-prev, not the current key k-cur"
+    );
+    assert!(cause.contains("from before `keys rotate`"));
+    assert_eq!(fix, "docker compose restart auth");
+    // Issued before the rotation: it proves nothing about auth today.
+    let t = token(&k.previous, 500);
+    assert!(matches!(
+        signing_key(&cx, Evidence::Given(&t)).outcome,
+        Outcome::Skip { .. }
+    ));
+    // The right kid, another key.
+    let t = token(&key("k-cur"), 2_000);
+    assert!(
+        failure(&signing_key(&cx, Evidence::Given(&t)))
+            .0
+            .contains("does not verify")
+    );
+    // Legacy HS256.
+    let hs = crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30");
+    let (problem, cause, _) = failure(&signing_key(&cx, Evidence::Given(hs.expose())));
+    assert!(problem.contains("with HS256"), "{problem}");
+    assert!(cause.contains("without GOTRUE_JWT_KEYS"), "{cause}");
+    // Without a token: say exactly what is missing.
+    match signing_key(&cx, Evidence::None).outcome {
+        Outcome::Skip { reason } => {
+            assert!(reason.contains("--access-token") && reason.contains("--sign-in-anonymously"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn signing_key_from_an_anonymous_sign_in() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let t = token(&k.current, 2_000);
+    let ok = from_service(
+        200,
+        json!({"access_token": t, "token_type": "bearer", "refresh_token": "r"}),
+    );
+    let line = signing_key(&cx, Evidence::SignIn(&ok));
+    assert!(passed(&line), "{line:?}");
+    let disabled = from_service(
+        422,
+        json!({"code":422,"error_code":"anonymous_provider_disabled","msg":"Anonymous sign-ins are disabled"}),
+    );
+    match signing_key(&cx, Evidence::SignIn(&disabled)).outcome {
+        Outcome::Skip { reason } => {
+            assert!(reason.contains("GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // No line ever carries the token.
+    let line = signing_key(&cx, Evidence::SignIn(&ok));
+    assert!(!format!("{line:?}").contains(&t));
+}
+
+#[test]
+fn opaque_keys_at_the_gateway() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let not_admin = from_service(
+        403,
+        json!({"code":403,"error_code":"not_admin","msg":"User not allowed"}),
+    );
+    let admin = from_service(
+        404,
+        json!({"code":404,"error_code":"user_not_found","msg":"User not found"}),
+    );
+    assert!(passed(&api_key(
+        &cx,
+        ApiKey::Publishable,
+        Some(&not_admin),
+        true
+    )));
+    assert!(passed(&api_key(&cx, ApiKey::Secret, Some(&admin), true)));
+    let line = api_key(&cx, ApiKey::Secret, Some(&not_admin), true);
+    assert_eq!(line.title, "accepts the secret key as service_role");
+    assert!(failure(&line).0.contains("does not act as service_role"));
+    assert!(
+        failure(&api_key(&cx, ApiKey::Publishable, Some(&admin), true))
+            .0
+            .contains("acts as service_role")
+    );
+    // Legacy API key mode: Envoy's Lua refuses the opaque keys.
+    let line = api_key(
+        &cx,
+        ApiKey::Publishable,
+        Some(&from_envoy(401, "Unauthorized")),
+        true,
+    );
+    let (problem, cause, fix) = failure(&line);
+    assert_eq!(
+        problem,
+        "api-gw refused the publishable key: HTTP 401 Unauthorized"
+    );
+    assert!(cause.contains("legacy API key mode"), "{cause}");
+    assert!(cause.contains("/keys/gateway.env"), "{cause}");
+    assert_eq!(fix, "docker compose restart api-gw");
+    // Auth refuses the token the gateway substituted: stale gateway or stale auth.
+    let bad = from_service(
+        403,
+        json!({"code":403,"error_code":"bad_jwt","msg":"invalid JWT: unable to parse or verify signature, unrecognized JWT kid x for algorithm ES256"}),
+    );
+    assert!(
+        failure(&api_key(&cx, ApiKey::Secret, Some(&bad), true))
+            .1
+            .starts_with("api-gw substitutes")
+    );
+    assert!(
+        failure(&api_key(&cx, ApiKey::Secret, Some(&bad), false))
+            .1
+            .starts_with("auth does not have the current key")
+    );
+}
+
+#[test]
+fn legacy_keys_follow_the_mode() {
+    let k = keys();
+    let accept = cx(&k.facts, LegacyHs256::Accept);
+    let reject = cx(&k.facts, LegacyHs256::Reject);
+    let not_admin = from_service(
+        403,
+        json!({"code":403,"error_code":"not_admin","msg":"User not allowed"}),
+    );
+    let refused = from_envoy(401, "Unauthorized");
+    assert!(passed(&api_key(
+        &accept,
+        ApiKey::LegacyAnon,
+        Some(&not_admin),
+        true
+    )));
+    let line = api_key(&reject, ApiKey::LegacyAnon, Some(&refused), true);
+    assert_eq!(
+        line.title,
+        "refuses the legacy ANON_KEY (SUPAKEYS_LEGACY_HS256=reject)"
+    );
+    assert!(passed(&line));
+    // Reject mode, but the gateway was not restarted.
+    let (problem, cause, _) = failure(&api_key(
+        &reject,
+        ApiKey::LegacyAnon,
+        Some(&not_admin),
+        true,
+    ));
+    assert_eq!(problem, "api-gw and auth still accept the legacy ANON_KEY");
+    assert!(cause.contains("before SUPAKEYS_LEGACY_HS256=reject"));
+    let (_, cause, _) = failure(&api_key(
+        &accept,
+        ApiKey::LegacyServiceRole,
+        Some(&refused),
+        true,
+    ));
+    assert!(
+        cause.contains("api-gw does not know the legacy SERVICE_ROLE_KEY"),
+        "{cause}"
+    );
+    assert!(matches!(
+        api_key(&reject, ApiKey::LegacyServiceRole, None, true).outcome,
+        Outcome::Skip { .. }
+    ));
+}
+
+#[test]
+fn legacy_hs256_at_the_verifiers() {
+    let k = keys();
+    let reject = cx(&k.facts, LegacyHs256::Reject);
+    let accepted = from_service(200, json!({"healthy": true}));
+    let refused = from_service(
+        400,
+        json!({"statusCode":"403","code":"AccessDenied","error":"Unauthorized","message":"signature verification failed"}),
+    );
+    let line = legacy_hs256(&reject, Service::Storage, Some(&accepted));
+    let (problem, cause, fix) = failure(&line);
+    assert_eq!(problem, "storage accepted it");
+    assert!(cause.contains("since SUPAKEYS_LEGACY_HS256=reject"));
+    assert!(cause.contains("/keys/storage.env"));
+    assert_eq!(fix, "docker compose restart storage");
+    assert!(passed(&legacy_hs256(
+        &reject,
+        Service::Storage,
+        Some(&refused)
+    )));
+    let accept = cx(&k.facts, LegacyHs256::Accept);
+    assert!(passed(&legacy_hs256(
+        &accept,
+        Service::Storage,
+        Some(&accepted)
+    )));
+    assert!(
+        failure(&legacy_hs256(&accept, Service::Storage, Some(&refused)))
+            .1
+            .contains("another secret")
+    );
+    assert!(matches!(
+        legacy_hs256(&accept, Service::Rest, None).outcome,
+        Outcome::Skip { .. }
+    ));
+}
+
+#[test]
+fn quoted_text_never_carries_tokens_or_keys() {
+    let k = keys();
+    let t = token(&k.current, 1);
+    let text = format!("invalid JWT {t} and sb_secret_abcdefghijklmnopqrstuv_12345678, \"{t}\"");
+    let r = redact(&text);
+    assert!(!r.contains("eyJ") && !r.contains("sb_secret_"), "{r}");
+    assert_eq!(r, "invalid JWT [redacted] and [redacted] \"[redacted]\"");
+    assert_eq!(redact(&"x".repeat(400)).chars().count(), 160);
+    assert_eq!(redact("two\nlines"), "two lines");
+}
+
+#[test]
+fn gateways_are_recognised_by_their_headers() {
+    assert_eq!(
+        Gateway::of(from_envoy(401, "x").as_ref().unwrap()),
+        Gateway::Envoy
+    );
+    assert_eq!(
+        Gateway::of(from_kong(401, json!({})).as_ref().unwrap()),
+        Gateway::Kong
+    );
+    let plain = Response {
+        status: 200,
+        headers: vec![],
+        body: vec![],
+    };
+    assert_eq!(Gateway::of(&plain), Gateway::Unknown);
+}
