@@ -52,3 +52,5 @@ fi
 
 # Test the image, not only the binary (the release workflow runs the same checks).
 "$repo/docker/check-image.sh" "$image"
+size=$(docker image inspect -f '{{.Size}}' "$image")
+log "built $image: $size bytes ($(( (size + 1023) / 1024 )) KiB)"
