@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the supakeys runtime image without any base image: the binary is built on
 # the host as a fully static glibc executable and copied into a FROM scratch image
-# (docker/Dockerfile.local, the same runtime stage as docker/Dockerfile).
+# (docker/Dockerfile.local, whose runtime stage is the same text as docker/Dockerfile's).
 #
 #   docker/build-local.sh            # builds and tags supakeys:local
 #   IMAGE=supakeys:dev docker/build-local.sh
@@ -50,15 +50,7 @@ if ! DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build -q --build-arg "VERSION=
   exit 1
 fi
 
-# Test the image, not only the binary.
-docker run --rm "$image" --version
-docker run --rm "$image" --help >/dev/null
-user=$(docker image inspect -f '{{.Config.User}}' "$image")
-[ "$user" = "1000:1000" ] || { log "error: image user is '$user', want 1000:1000"; exit 1; }
-# The mount point must be owned by 1000 with mode 0755: a fresh named volume copies it.
-cid=$(docker create "$image")
-keys=$(docker export "$cid" | tar -tvf - | awk '$NF == "keys/" { print $1, $2 }')
-docker rm "$cid" >/dev/null
-[ "$keys" = "drwxr-xr-x 1000/1000" ] || { log "error: /keys in the image is '$keys', want drwxr-xr-x 1000/1000"; exit 1; }
+# Test the image, not only the binary (the release workflow runs the same checks).
+"$repo/docker/check-image.sh" "$image"
 size=$(docker image inspect -f '{{.Size}}' "$image")
 log "built $image: $size bytes ($(( (size + 1023) / 1024 )) KiB)"

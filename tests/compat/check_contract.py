@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -375,6 +376,55 @@ def check_effective_keys(d: KeysDir, inputs: Inputs) -> None:
     expect(asym["anon"] != asym["service_role"], "anon and service_role asymmetric tokens are identical")
 
 
+def check_gateway(d: KeysDir, inputs: Inputs) -> None:
+    """Envoy's entrypoint (upstream volumes/api/envoy/docker-entrypoint.sh, contract 3 Envoy):
+    the opaque keys are accepted and translated only when all four of publishable, secret and
+    both asymmetric values are non-empty; ANON_KEY/SERVICE_ROLE_KEY are what it accepts as
+    legacy-form apikeys: the legacy keys while HS256 is accepted, else the asymmetric tokens.
+    The gateway gets no private key."""
+    g = {n: d.var("gateway.env", n) for n in (
+        "ANON_KEY", "SERVICE_ROLE_KEY", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY",
+        "ANON_KEY_ASYMMETRIC", "SERVICE_ROLE_KEY_ASYMMETRIC")}
+    expect(all(g.values()), "gateway.env: an empty value would put Envoy in legacy API key mode")
+    for n in ("SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY", "ANON_KEY_ASYMMETRIC", "SERVICE_ROLE_KEY_ASYMMETRIC"):
+        expect(g[n] == d.var("supabase.env", n), f"gateway.env: {n} differs from supabase.env")
+    for n, legacy, asym in (("ANON_KEY", inputs.anon, "ANON_KEY_ASYMMETRIC"),
+                            ("SERVICE_ROLE_KEY", inputs.service, "SERVICE_ROLE_KEY_ASYMMETRIC")):
+        want = legacy if (inputs.legacy and inputs.hs256) else g[asym]
+        expect(g[n] == want, f"gateway.env: {n} is not the {'legacy' if want == legacy else 'asymmetric'} key")
+    text = d.text("gateway.env")
+    expect('"d"' not in text and "JWT_KEYS" not in text and "kty" not in text, "gateway.env holds key material")
+    for value in g.values():
+        # sed with `|` as delimiter, single-quoted YAML and Lua double-quoted strings.
+        expect(not set(value) & set("|&\\'\"\n"), "gateway.env: a value Envoy's sed or YAML would break on")
+
+
+def check_hs256_replacement(d: KeysDir, inputs: Inputs) -> None:
+    """With HS256 rejected, the raw secrets Storage (AUTH_JWT_SECRET), Realtime (API_JWT_SECRET)
+    and Edge Functions (JWT_SECRET) verify kid-less tokens with are replaced by one random
+    secret from state.json; while HS256 is accepted they are left to upstream's environment."""
+    places = (("storage.env", "AUTH_JWT_SECRET"), ("realtime.env", "API_JWT_SECRET"), ("functions.env", "JWT_SECRET"))
+    internal = d.state().get("internal_jwt_secret")
+    expect(isinstance(internal, str) and len(b64u_decode(internal, "internal_jwt_secret")) == 32,
+           "state.json: internal_jwt_secret is not 32 random bytes in base64url")
+    for f, n in places:
+        if inputs.hs256:
+            expect(n not in d.env.get(f, {}), f"{f}: sets {n} although HS256 is accepted")
+        else:
+            expect(d.var(f, n) == internal, f"{f}: {n} is not state.json's internal secret")
+            expect(d.var(f, n) != inputs.secret, f"{f}: {n} is still JWT_SECRET")
+    for where, t in d.hs_tokens().items():
+        if not inputs.hs256:
+            mac = hmac.new(internal.encode(), t.signing_input, hashlib.sha256).digest()
+            expect(mac != t.signature, f"{where}: verifies with the replacement secret")
+
+
+def check_functions_keys(d: KeysDir, inputs: Inputs) -> None:
+    """Edge Functions get the mode's effective API keys under upstream's names."""
+    for n, storage in (("SUPABASE_ANON_KEY", "ANON_KEY"), ("SUPABASE_SERVICE_ROLE_KEY", "SERVICE_KEY")):
+        expect(d.var("functions.env", n) == d.var("storage.env", storage), f"functions.env: {n} is not the effective key")
+
+
 def check_upstream_names(d: KeysDir, inputs: Inputs) -> None:
     """supabase.env carries upstream's names with upstream's shapes (contract 2)."""
     keys = d.json_var("supabase.env", "JWT_KEYS")
@@ -410,6 +460,9 @@ def main() -> None:
     r.check("tokens.effective_keys", check_effective_keys, d, inputs)
     r.check("opaque.keys", check_opaque, d, inputs)
     r.check("supabase_env.upstream_names", check_upstream_names, d, inputs)
+    r.check("gateway.envoy_values", check_gateway, d, inputs)
+    r.check("functions.api_keys", check_functions_keys, d, inputs)
+    r.check("hs256.replacement_secret", check_hs256_replacement, d, inputs)
     r.exit()
 
 

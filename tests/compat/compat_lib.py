@@ -21,7 +21,13 @@ ENV_FILES = {
     "auth.env": ["GOTRUE_JWT_KEYS", "GOTRUE_JWT_VALID_METHODS", "GOTRUE_JWT_VALIDMETHODS"],
     "realtime.env": ["API_JWT_JWKS"],
     "storage.env": ["JWT_JWKS", "ANON_KEY", "SERVICE_KEY"],
-    "functions.env": ["SUPABASE_JWKS", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"],
+    "functions.env": [
+        "SUPABASE_JWKS",
+        "SUPABASE_ANON_KEY",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_PUBLISHABLE_KEY",
+        "SUPABASE_SECRET_KEY",
+    ],
     "studio.env": [
         "SUPABASE_ANON_KEY",
         "SUPABASE_SERVICE_KEY",
@@ -37,6 +43,14 @@ ENV_FILES = {
         "SUPABASE_SECRET_KEY",
         "ANON_KEY",
         "SERVICE_ROLE_KEY",
+    ],
+    "gateway.env": [
+        "ANON_KEY",
+        "SERVICE_ROLE_KEY",
+        "SUPABASE_PUBLISHABLE_KEY",
+        "SUPABASE_SECRET_KEY",
+        "ANON_KEY_ASYMMETRIC",
+        "SERVICE_ROLE_KEY_ASYMMETRIC",
     ],
 }
 JSON_FILES = ["state.json", "jwks.json", "jwt_jwks.json"]
@@ -155,6 +169,9 @@ class KeysDir:
         expect(values is not None, f"{file}: missing")
         expect(name in values and values[name] is not None, f"{file}: {name} not set")
         return values[name]
+
+    def text(self, file: str) -> str:
+        return (self.path / file).read_text()
 
     def json_var(self, file: str, name: str) -> object:
         text = self.var(file, name)

@@ -1,137 +1,136 @@
 #!/usr/bin/env python3
-"""Checks what one stand-in consumer recorded against the keys volume's files.
+"""Checks what one stand-in service loaded against the keys volume's files.
 
-usage: verify.py SNAPSHOT_DIR RESULTS_DIR SERVICE
-Prints one line; exits 1 when the consumer did not read what supakeys wrote.
-JWT_SECRET comes from the environment (the raw secret the services must keep).
+usage: verify.py SNAPSHOT_DIR RESULTS_DIR SERVICE GATEWAY_KIND HS256
+  SNAPSHOT_DIR: a copy of the keys volume; RESULTS_DIR: the stand-ins' /results;
+  SERVICE: auth rest realtime storage functions studio api-gw kong;
+  GATEWAY_KIND: envoy or kong; HS256: accept or reject.
+JWT_SECRET comes from the environment as E2E_JWT_SECRET. Prints one line; exits 1 when the service did not
+load what supakeys wrote. The stand-ins record into RESULTS_DIR/<service>/ (see
+tests/standins/standin/common.py): loaded.json with argv, uid, the variables each uses and
+the sha256 of each file it read itself.
 """
+import hashlib
 import json
 import os
 import sys
 
-snap, results, svc = sys.argv[1:4]
-secret = os.environ["JWT_SECRET"]
+snap, results, svc, kind, hs256 = sys.argv[1:6]
 problems = []
 
 
 def env_file(name):
-    """Parses supakeys' NAME='value' lines."""
+    """supakeys' NAME='value' lines."""
     out = {}
     with open(os.path.join(snap, name), encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
-            if not line or line.startswith("#"):
-                continue
-            key, _, val = line.partition("=")
-            if len(val) >= 2 and val[0] == val[-1] == "'":
-                val = val[1:-1]
-            out[key] = val
+            if line and not line.startswith("#"):
+                key, _, val = line.partition("=")
+                out[key] = val[1:-1] if len(val) >= 2 and val[0] == val[-1] == "'" else val
     return out
 
 
-def seen(name):
-    path = os.path.join(results, svc, name)
-    if not os.path.exists(path):
-        problems.append(f"{name} not recorded (unset or consumer did not run)")
-        return None
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+def sha(name):
+    with open(os.path.join(snap, name), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
-def expect_equal(name, want, got=None):
-    got = seen(name) if got is None else got
-    if got is not None and got != want:
-        problems.append(f"{name} differs from the file supakeys wrote")
+folder = {"api-gw": kind}.get(svc, svc)
+try:
+    with open(os.path.join(results, folder, "loaded.json"), encoding="utf-8") as f:
+        loaded = json.load(f)
+except (OSError, ValueError) as e:
+    print(f"{svc}: nothing recorded in {folder}/loaded.json ({e.__class__.__name__}): it did not start")
+    sys.exit(1)
+env = loaded.get("env") or {}
+files = loaded.get("files") or {}
+state = json.load(open(os.path.join(snap, "state.json"), encoding="utf-8"))
+secret = os.environ["E2E_JWT_SECRET"]
+# The raw secret a service verifies kid-less HS256 tokens with: JWT_SECRET while HS256 is
+# accepted (upstream's environment), the internal secret of state.json once it is rejected.
+raw = secret if hs256 == "accept" else state["internal_jwt_secret"]
 
 
-def expect_uid(uid):
-    got = (seen("uid") or "").strip()
-    if got != str(uid):
-        problems.append(f"ran as uid {got!r}, want {uid}")
+def equal(name, want, what="the file supakeys wrote"):
+    got = env.get(name)
+    if got is None:
+        problems.append(f"{name} is unset")
+    elif want is not None and got != want:
+        problems.append(f"{name} differs from {what}")
 
 
-def jwks_object(name, text, public_only=False):
-    try:
-        doc = json.loads(text)
-    except (TypeError, ValueError):
-        problems.append(f"{name} is not JSON")
-        return
-    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list) or not doc["keys"]:
-        problems.append(f"{name} is not a non-empty JWKS object")
-        return
-    for key in doc["keys"]:
-        if public_only and (key.get("kty") == "oct" or "d" in key):
-            problems.append(f"{name} holds private or symmetric material")
-        if key.get("kty") in ("EC", "RSA") and not key.get("kid"):
-            problems.append(f"{name} has an asymmetric key without kid")
+def uid(want):
+    if loaded.get("uid") != want:
+        problems.append(f"ran as uid {loaded.get('uid')}, want {want}")
 
 
-files_at_start = set((seen("keys-at-start") or "").split())
-for must in ("state.json", "auth.env", "jwt_jwks.json", "kong.yml"):
-    if must not in files_at_start:
-        problems.append(f"/keys lacked {must} when the consumer started")
+def read_file(path, name):
+    if files.get(path) != sha(name):
+        problems.append(f"did not read {path} as it is in the volume")
+
 
 if svc == "auth":
-    env = env_file("auth.env")
-    expect_uid(1000)
-    expect_equal("GOTRUE_JWT_KEYS", env["GOTRUE_JWT_KEYS"])
-    keys = json.loads(env["GOTRUE_JWT_KEYS"])
-    signers = [k for k in keys if "sign" in (k.get("key_ops") or [])]
-    if not isinstance(keys, list) or len(signers) != 1:
-        problems.append("GOTRUE_JWT_KEYS is not an array with exactly one signing key")
-    expect_equal("GOTRUE_JWT_VALID_METHODS", env["GOTRUE_JWT_VALID_METHODS"])
-    expect_equal("GOTRUE_JWT_VALIDMETHODS", env["GOTRUE_JWT_VALIDMETHODS"])
-    expect_equal("GOTRUE_JWT_SECRET", secret)
+    uid(1000)
+    e = env_file("auth.env")
+    for name in ("GOTRUE_JWT_KEYS", "GOTRUE_JWT_VALID_METHODS", "GOTRUE_JWT_VALIDMETHODS"):
+        equal(name, e[name])
+    equal("GOTRUE_JWT_SECRET", secret, "JWT_SECRET (GoTrue requires it)")
+    if loaded.get("argv") != ["--config", "/keys/auth.env"]:
+        problems.append(f"argv {loaded.get('argv')} is not --config /keys/auth.env")
 elif svc == "rest":
-    expect_uid(1001)
-    expect_equal("PGRST_JWT_SECRET", "@/keys/jwt_jwks.json")
-    with open(os.path.join(snap, "jwt_jwks.json"), encoding="utf-8") as f:
-        want = f.read()
-    got = seen("jwt_secret_file")
-    expect_equal("jwt_secret_file", want, got)
-    if got is not None:
-        # PostgREST strips one trailing newline, then parses the JWKS.
-        jwks_object("jwt_jwks.json", got[:-1] if got.endswith("\n") else got)
-    expect_equal("PGRST_APP_SETTINGS_JWT_SECRET", secret)
+    equal("PGRST_JWT_SECRET", "@/keys/jwt_jwks.json", "@/keys/jwt_jwks.json")
+    read_file("/keys/jwt_jwks.json", "jwt_jwks.json")
 elif svc == "realtime":
-    env = env_file("realtime.env")
-    expect_uid(1002)
-    expect_equal("API_JWT_JWKS", env["API_JWT_JWKS"])
-    jwks_object("API_JWT_JWKS", env["API_JWT_JWKS"])
-    expect_equal("API_JWT_SECRET", secret)
-    expect_equal("run-sh-argv", "/app/bin/server\n")
+    e = env_file("realtime.env")
+    equal("API_JWT_JWKS", e["API_JWT_JWKS"])
+    equal("API_JWT_SECRET", raw, "the secret of the HS256 mode")
+    if (loaded.get("argv") or [])[-1:] != ["/app/bin/server"]:
+        problems.append(f"argv {loaded.get('argv')} does not end with /app/bin/server")
 elif svc == "storage":
-    env = env_file("storage.env")
-    expect_uid(1003)
+    e = env_file("storage.env")
     for name in ("JWT_JWKS", "ANON_KEY", "SERVICE_KEY"):
-        expect_equal(name, env[name])
-    jwks_object("JWT_JWKS", env["JWT_JWKS"])
-    expect_equal("AUTH_JWT_SECRET", secret)
-    expect_equal("node-argv", "dist/start/server.js\n")
+        equal(name, e[name])
+    equal("AUTH_JWT_SECRET", raw, "the secret of the HS256 mode")
 elif svc == "functions":
-    env = env_file("functions.env")
-    expect_uid(1004)
-    for name in ("SUPABASE_JWKS", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"):
-        expect_equal(name, env[name])
-    jwks_object("SUPABASE_JWKS", env["SUPABASE_JWKS"], public_only=True)
-    expect_equal("JWT_SECRET", secret)
-    expect_equal("argv", "start\n--main-service\n/home/deno/functions/main\n")
+    e = env_file("functions.env")
+    for name in ("SUPABASE_JWKS", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY",
+                 "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"):
+        equal(name, e[name])
+    equal("JWT_SECRET", raw, "the secret of the HS256 mode")
+    # Upstream's command, unchanged (the Kong-era one has no idle timeout flag).
+    argv = loaded.get("argv") or []
+    if argv[:1] != ["start"] or argv[-2:] != ["--main-service", "/home/deno/functions/main"]:
+        problems.append(f"argv {argv} is not upstream's command")
 elif svc == "studio":
-    env = env_file("studio.env")
-    expect_uid(1005)
+    e = env_file("studio.env")
     for name in ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"):
-        expect_equal(name, env[name])
-    expect_equal("AUTH_JWT_SECRET", secret)
-    expect_equal("node-argv", "apps/studio/server.js\n")
-elif svc == "kong":
-    expect_uid(1006)
-    with open(os.path.join(snap, "kong.yml"), encoding="utf-8") as f:
-        expect_equal("kong.yml", f.read())
-    expect_equal("KONG_DECLARATIVE_CONFIG", "/keys/kong.yml")
+        equal(name, e[name])
+    equal("AUTH_JWT_SECRET", secret, "JWT_SECRET (Studio signs its own tokens)")
+elif svc in ("api-gw", "kong") and kind == "envoy":
+    g = env_file("gateway.env")
+    for name, value in g.items():
+        equal(name, value)
+    # Never the private key: the gateway's environment holds none of supabase.env's arrays.
+    for name in ("JWT_KEYS", "GOTRUE_JWT_KEYS"):
+        if env.get(name):
+            problems.append(f"the gateway has {name}")
+elif svc in ("api-gw", "kong") and kind == "kong":
+    equal("KONG_DECLARATIVE_CONFIG", "/keys/kong.yml", "/keys/kong.yml")
+    read_file("/keys/kong.yml", "kong.yml")
 else:
     problems.append(f"unknown service {svc}")
+
+# Every service started after supakeys wrote its files.
+at_start = loaded.get("keys_at_start") or loaded.get("keys-at-start")
+if at_start is not None and "state.json" not in at_start:
+    problems.append("/keys had no state.json when it started")
+for v in env.values():
+    if isinstance(v, str) and '"d":' in v and svc not in ("auth",):
+        problems.append("a private JWK reached this service")
+        break
 
 if problems:
     print(f"{svc}: " + "; ".join(problems))
     sys.exit(1)
-print(f"{svc}: read its files from the volume")
+print(f"{svc}: loaded its files from the volume")
