@@ -142,12 +142,17 @@ struct Material {
     facts: Vec<KeyFact>,
     mode: LegacyHs256,
     /// The anon API key clients send (`ANON_KEY` of `gateway.env`), which every gateway
-    /// configuration accepts: doctor sends it as `apikey` so that a gateway problem with the
-    /// opaque keys does not hide what the services say.
+    /// configuration accepts: doctor sends it as `apikey` to reach the verifiers, so that a
+    /// gateway problem with the opaque keys does not hide what the services say.
     anon_key: Secret,
+    service_key: Option<Secret>,
     jwt_secret: Option<Secret>,
+    /// The legacy API keys of the environment, once HS256 is rejected (the gateway must
+    /// refuse them); `None` when there are none (or doctor lacks them, see `had_legacy`).
     legacy_anon: Option<Secret>,
     legacy_service: Option<Secret>,
+    /// `state.json` says legacy API keys were given to init.
+    had_legacy: bool,
 }
 
 impl Material {
@@ -192,15 +197,14 @@ impl Material {
             .filter(|v| !v.is_empty())
             .map(Secret::new)
             .ok_or_else(|| Error::state(&gateway_path, "has no ANON_KEY"))?;
-        let hs256 = |token: &str| {
-            crate::jwt::parse(token)
-                .is_ok_and(|p| p.header.get("alg").and_then(Value::as_str) == Some("HS256"))
-        };
-        let legacy = |name: &str| {
-            inputs
-                .secret(name)
-                .filter(|s| hs256(s.expose()))
-                .or_else(|| gateway.get(name).filter(|v| hs256(v)).map(Secret::new))
+        let service_key = gateway
+            .get("SERVICE_ROLE_KEY")
+            .filter(|v| !v.is_empty())
+            .map(Secret::new);
+        // While HS256 is accepted the legacy keys are gateway.env's own (checked as such).
+        let legacy = |name: &str| match mode {
+            LegacyHs256::Accept => None,
+            LegacyHs256::Reject => inputs.secret(name).filter(|s| is_hs256(s.expose())),
         };
         let facts = state
             .keys
@@ -217,9 +221,11 @@ impl Material {
             facts,
             mode,
             anon_key,
+            service_key,
             jwt_secret: inputs.secret("JWT_SECRET").or(oct),
             legacy_anon: legacy("ANON_KEY"),
             legacy_service: legacy("SERVICE_ROLE_KEY"),
+            had_legacy: state.inputs.anon_key.is_some(),
             state,
         })
     }
@@ -234,6 +240,11 @@ impl Material {
             .filter_map(|(i, k)| k.key.as_ref().map(|key| (i, key)))
             .collect()
     }
+}
+
+fn is_hs256(token: &str) -> bool {
+    crate::jwt::parse(token)
+        .is_ok_and(|p| p.header.get("alg").and_then(Value::as_str) == Some("HS256"))
 }
 
 /// What one request is for.
@@ -274,8 +285,39 @@ fn hs256_token(secret: &Secret, payload_b64: &str) -> Secret {
     Secret::new(format!("{message}.{signature}"))
 }
 
-/// Every request of this run.
-fn plan(material: &Material, options: &Options, now: i64) -> Result<Vec<(Probe, Request)>> {
+/// The API keys the gateway is checked with, and whether each is a legacy HS256 JWT.
+fn api_keys(material: &Material) -> Vec<(ApiKey, Option<&Secret>, bool)> {
+    let state = &material.state;
+    let hs256 = |s: Option<&Secret>| s.is_some_and(|s| is_hs256(s.expose()));
+    let mut keys = vec![
+        (ApiKey::Publishable, Some(&state.publishable_key), false),
+        (ApiKey::Secret, Some(&state.secret_key), false),
+        (
+            ApiKey::Anon,
+            Some(&material.anon_key),
+            hs256(Some(&material.anon_key)),
+        ),
+        (
+            ApiKey::ServiceRole,
+            material.service_key.as_ref(),
+            hs256(material.service_key.as_ref()),
+        ),
+    ];
+    if material.mode == LegacyHs256::Reject && material.had_legacy {
+        keys.push((ApiKey::LegacyAnon, material.legacy_anon.as_ref(), true));
+        keys.push((
+            ApiKey::LegacyServiceRole,
+            material.legacy_service.as_ref(),
+            true,
+        ));
+    }
+    keys
+}
+
+/// Every request of this run, and the token each verifier probe carries (for a retry).
+type Plan = (Vec<(Probe, Request)>, Vec<(Probe, Secret)>);
+
+fn plan(material: &Material, options: &Options, now: i64) -> Result<Plan> {
     let mut probes = vec![(Probe::Jwks, Request::get("/auth/v1/.well-known/jwks.json"))];
     if let TokenSource::SignIn = options.token {
         probes.push((
@@ -292,32 +334,26 @@ fn plan(material: &Material, options: &Options, now: i64) -> Result<Vec<(Probe, 
         "exp": now - 10 + TOKEN_SECS,
     });
     let payload = b64(claims.to_string().as_bytes());
+    let mut tokens = Vec::new();
     for (index, key) in material.verifiers() {
         let token = Secret::new(crate::jwt::sign(key, &payload));
         for service in VERIFIERS {
-            probes.push((
-                Probe::Verify(service, index),
-                verify_request(service, &material.anon_key, token.expose()),
-            ));
+            tokens.push((Probe::Verify(service, index), token.clone()));
         }
     }
     if let Some(secret) = &material.jwt_secret {
         let token = hs256_token(secret, &payload);
         for service in VERIFIERS {
-            probes.push((
-                Probe::Hs256(service),
-                verify_request(service, &material.anon_key, token.expose()),
-            ));
+            tokens.push((Probe::Hs256(service), token.clone()));
         }
     }
-    let state = &material.state;
-    let api_keys = [
-        (ApiKey::Publishable, Some(&state.publishable_key)),
-        (ApiKey::Secret, Some(&state.secret_key)),
-        (ApiKey::LegacyAnon, material.legacy_anon.as_ref()),
-        (ApiKey::LegacyServiceRole, material.legacy_service.as_ref()),
-    ];
-    for (which, value) in api_keys {
+    for (probe, token) in &tokens {
+        probes.push((
+            *probe,
+            verify_request(probe.service(), &material.anon_key, token.expose()),
+        ));
+    }
+    for (which, value, _) in api_keys(material) {
         if let Some(value) = value {
             // A random user id: an admin token gets 404 user_not_found, nothing is read.
             let path = format!("/auth/v1/admin/users/{}", Kid::random()?.as_str());
@@ -327,35 +363,94 @@ fn plan(material: &Material, options: &Options, now: i64) -> Result<Vec<(Probe, 
             ));
         }
     }
-    Ok(probes)
+    Ok((probes, tokens))
 }
 
-/// Sends every request at once (one thread each) and returns the answers in plan order.
-fn execute(
+impl Probe {
+    fn service(self) -> Service {
+        match self {
+            Probe::Verify(service, _) | Probe::Hs256(service) => service,
+            Probe::Jwks | Probe::SignIn => Service::Auth,
+            Probe::ApiKey(_) => Service::Gateway,
+        }
+    }
+}
+
+type Answers = Vec<(Probe, std::result::Result<Response, HttpError>)>;
+
+/// Verifier probes the gateway refused with the anon API key go again with the publishable
+/// key: what the gateway does with each key is the api-gw lines' business, and must not
+/// hide what the services say about the token.
+fn retry_refused(
     target: &Target,
-    probes: Vec<(Probe, Request)>,
+    material: &Material,
+    tokens: &[(Probe, Secret)],
+    answers: &mut Answers,
     timeout: Duration,
-) -> Vec<(Probe, std::result::Result<Response, HttpError>)> {
+) {
+    let retries: Vec<(Probe, Request)> = answers
+        .iter()
+        .filter(|(_, result)| analyse::gateway_refused(result))
+        .filter_map(|(probe, _)| tokens.iter().find(|(p, _)| p == probe))
+        .map(|(probe, token)| {
+            let key = &material.state.publishable_key;
+            (*probe, verify_request(probe.service(), key, token.expose()))
+        })
+        .collect();
+    if retries.is_empty() {
+        return;
+    }
+    for (probe, result) in execute(target, retries, timeout) {
+        if analyse::gateway_refused(&result) {
+            continue;
+        }
+        if let Some(slot) = answers.iter_mut().find(|(p, _)| *p == probe) {
+            slot.1 = result;
+        }
+    }
+}
+
+/// How many requests are in flight at once: enough to finish a run in one or two round
+/// trips, few enough to stay within a small server's listen backlog (a dropped SYN costs a
+/// one-second retransmission).
+const PARALLEL: usize = 6;
+
+/// Sends the requests, `PARALLEL` at a time, and returns the answers in plan order.
+fn execute(target: &Target, probes: Vec<(Probe, Request)>, timeout: Duration) -> Answers {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<std::result::Result<Response, HttpError>>>> =
+        Mutex::new(probes.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
-        let handles: Vec<_> = probes
-            .into_iter()
-            .map(|(probe, request)| {
-                let handle = scope.spawn(move || http::send(target, &request, timeout));
-                (probe, handle)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(probe, handle)| {
-                let result = handle.join().unwrap_or_else(|_| {
-                    Err(HttpError::Io {
-                        detail: "the request thread panicked".into(),
-                    })
-                });
-                (probe, result)
-            })
-            .collect()
-    })
+        for _ in 0..PARALLEL.min(probes.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, request)) = probes.get(i) else {
+                        break;
+                    };
+                    let result = http::send(target, request, timeout);
+                    if let Ok(mut slots) = results.lock() {
+                        slots[i] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_default();
+    probes
+        .into_iter()
+        .zip(results)
+        .map(|((probe, _), result)| {
+            let result = result.unwrap_or_else(|| {
+                Err(HttpError::Io {
+                    detail: "no answer was recorded".into(),
+                })
+            });
+            (probe, result)
+        })
+        .collect()
 }
 
 /// The report lines from the answers: auth, the gateway, then each verifier.
@@ -378,15 +473,11 @@ fn lines(
         TokenSource::SignIn => Evidence::SignIn(find(Probe::SignIn).unwrap_or(&missing)),
     };
     out.push(analyse::signing_key(cx, evidence));
-    for key in [
-        ApiKey::Publishable,
-        ApiKey::Secret,
-        ApiKey::LegacyAnon,
-        ApiKey::LegacyServiceRole,
-    ] {
+    for (key, _, hs256) in api_keys(material) {
         out.push(analyse::api_key(
             cx,
             key,
+            hs256,
             find(Probe::ApiKey(key)),
             auth_has_current,
         ));
@@ -423,8 +514,15 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
     let material = Material::load(inputs)?;
     let dir = inputs.dir();
     let started = Instant::now();
-    let probes = plan(&material, &options, now())?;
-    let answers = execute(&options.target, probes, options.timeout);
+    let (probes, tokens) = plan(&material, &options, now())?;
+    let mut answers = execute(&options.target, probes, options.timeout);
+    retry_refused(
+        &options.target,
+        &material,
+        &tokens,
+        &mut answers,
+        options.timeout,
+    );
     let gateway = answers
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok())

@@ -256,6 +256,11 @@ fn answer(result: &Result<Response, HttpError>) -> Answer<'_> {
     Answer::Service(r)
 }
 
+/// True when the gateway itself refused the request (401/403 of its own).
+pub fn gateway_refused(result: &Result<Response, HttpError>) -> bool {
+    matches!(answer(result), Answer::GatewayRefused { .. })
+}
+
 fn fail(problem: impl Into<String>, cause: impl Into<String>, fix: impl Into<String>) -> Outcome {
     Outcome::Fail {
         problem: problem.into(),
@@ -658,17 +663,30 @@ pub fn legacy_hs256(
 pub enum ApiKey {
     Publishable,
     Secret,
+    /// `ANON_KEY` of `gateway.env`: the key clients hold (the legacy key while HS256 is
+    /// accepted, else the ES256 API token).
+    Anon,
+    /// `SERVICE_ROLE_KEY` of `gateway.env`.
+    ServiceRole,
+    /// The legacy keys of the environment once HS256 is rejected: the gateway must refuse
+    /// them.
     LegacyAnon,
     LegacyServiceRole,
 }
 
 impl ApiKey {
-    fn name(self) -> &'static str {
-        match self {
-            ApiKey::Publishable => "the publishable key",
-            ApiKey::Secret => "the secret key",
-            ApiKey::LegacyAnon => "the legacy ANON_KEY",
-            ApiKey::LegacyServiceRole => "the legacy SERVICE_ROLE_KEY",
+    fn name(self, hs256: bool) -> &'static str {
+        match (self, hs256) {
+            (ApiKey::Publishable, _) => "the publishable key",
+            (ApiKey::Secret, _) => "the secret key",
+            (ApiKey::Anon, true) | (ApiKey::LegacyAnon, _) => "the legacy ANON_KEY",
+            (ApiKey::ServiceRole, true) | (ApiKey::LegacyServiceRole, _) => {
+                "the legacy SERVICE_ROLE_KEY"
+            }
+            (ApiKey::Anon, false) => "the anon API token (ANON_KEY of gateway.env)",
+            (ApiKey::ServiceRole, false) => {
+                "the service-role API token (SERVICE_ROLE_KEY of gateway.env)"
+            }
         }
     }
 
@@ -676,21 +694,39 @@ impl ApiKey {
         match self {
             ApiKey::Publishable => "publishable-key",
             ApiKey::Secret => "secret-key",
+            ApiKey::Anon => "anon-key",
+            ApiKey::ServiceRole => "service-role-key",
             ApiKey::LegacyAnon => "legacy-anon-key",
             ApiKey::LegacyServiceRole => "legacy-service-role-key",
         }
     }
 
     fn admin(self) -> bool {
-        matches!(self, ApiKey::Secret | ApiKey::LegacyServiceRole)
+        matches!(
+            self,
+            ApiKey::Secret | ApiKey::ServiceRole | ApiKey::LegacyServiceRole
+        )
     }
 
-    fn legacy(self) -> bool {
+    fn opaque(self) -> bool {
+        matches!(self, ApiKey::Publishable | ApiKey::Secret)
+    }
+
+    /// Only the legacy keys of reject mode must be refused.
+    fn must_be_refused(self) -> bool {
         matches!(self, ApiKey::LegacyAnon | ApiKey::LegacyServiceRole)
     }
 
     fn role(self) -> &'static str {
         if self.admin() { "service_role" } else { "anon" }
+    }
+
+    fn variable(self) -> &'static str {
+        if self.admin() {
+            "SERVICE_ROLE_KEY"
+        } else {
+            "ANON_KEY"
+        }
     }
 }
 
@@ -730,18 +766,20 @@ fn gotrue_admin(r: &Response) -> AdminVerdict {
     }
 }
 
-/// "Does the gateway accept `key` and turn it into a token of the right role?", judged by
-/// GoTrue's admin endpoint behind it. `None`: doctor does not have this key.
-/// `auth_has_current`: whether Auth's JWKS published the current key (tells a stale Auth
-/// from a stale gateway when Auth refuses the token the gateway substituted).
+/// "Does the gateway accept `key` and turn it into a token of the right role?" (or, for
+/// the legacy keys once HS256 is rejected, "does it refuse them?"), judged by GoTrue's
+/// admin endpoint behind it. `hs256`: the key is a legacy HS256 JWT. `None`: doctor does
+/// not have this key. `auth_has_current`: whether Auth's JWKS published the current key
+/// (tells a stale Auth from a stale gateway when Auth refuses the token it was given).
 pub fn api_key(
     cx: &Context<'_>,
     key: ApiKey,
+    hs256: bool,
     result: Option<&Result<Response, HttpError>>,
     auth_has_current: bool,
 ) -> Line {
-    let want_accept = !key.legacy() || cx.mode == LegacyHs256::Accept;
-    let name = key.name();
+    let want_accept = !key.must_be_refused();
+    let name = key.name(hs256);
     let role = key.role();
     let title = if want_accept {
         format!("accepts {name} as {role}")
@@ -750,15 +788,15 @@ pub fn api_key(
     };
     let gateway_file = cx.gateway_file();
     let restart_gw = "docker compose restart api-gw";
+    let auth_env = cx.path("auth.env");
     let outcome = match result {
+        None if want_accept => Outcome::Skip {
+            reason: format!("{} has no {}", cx.path("gateway.env"), key.variable()),
+        },
         None => Outcome::Skip {
             reason: format!(
                 "{} is not set here; give doctor the environment of init (`docker compose run --rm supakeys doctor`)",
-                if key == ApiKey::LegacyAnon {
-                    "ANON_KEY"
-                } else {
-                    "SERVICE_ROLE_KEY"
-                }
+                key.variable()
             ),
         },
         Some(result) => match (answer(result), want_accept) {
@@ -767,11 +805,9 @@ pub fn api_key(
                 AdminVerdict::NotAdmin if !key.admin() => pass("auth sees a non-admin token"),
                 AdminVerdict::Admin => fail(
                     format!(
-                        "{name} acts as service_role: auth accepted the token the gateway made of it as an admin"
+                        "{name} acts as service_role: auth took the token it became for an admin's"
                     ),
-                    format!(
-                        "api-gw maps {name} to the service-role token: its keys are swapped ({gateway_file})"
-                    ),
+                    format!("api-gw maps {name} to the service-role token: its keys are swapped"),
                     format!("check {gateway_file}, then {restart_gw}"),
                 ),
                 AdminVerdict::NotAdmin => fail(
@@ -783,22 +819,21 @@ pub fn api_key(
                 ),
                 AdminVerdict::Refused { code, said } => {
                     let problem = format!(
-                        "api-gw accepted {name}, but auth refused the token it turned it into: {said}"
+                        "api-gw accepted {name}, but auth refused the token it passed on: {said}"
                     );
                     if code == "no_authorization" {
                         fail(
                             problem,
-                            "api-gw does not turn the key into a Bearer token: its configuration lacks the opaque-key translation",
+                            "api-gw does not pass the key on as a Bearer token: its configuration lacks the API key translation",
                             format!(
                                 "use upstream's current gateway configuration ({gateway_file}), and {restart_gw}"
                             ),
                         )
-                    } else if key.legacy() {
+                    } else if hs256 {
                         fail(
                             problem,
                             format!(
-                                "auth does not accept HS256 tokens: it still runs with the settings of SUPAKEYS_LEGACY_HS256=reject (it did not load {} since)",
-                                cx.path("auth.env")
+                                "auth does not accept HS256 tokens: it still runs with the settings of SUPAKEYS_LEGACY_HS256=reject (it did not load {auth_env} since)"
                             ),
                             Service::Auth.reload(),
                         )
@@ -806,8 +841,7 @@ pub fn api_key(
                         fail(
                             problem,
                             format!(
-                                "auth does not have the current key (see its JWKS line): it did not load {}",
-                                cx.path("auth.env")
+                                "auth does not have the current key (see its JWKS line): it did not load {auth_env}"
                             ),
                             Service::Auth.reload(),
                         )
@@ -815,7 +849,7 @@ pub fn api_key(
                         fail(
                             problem,
                             format!(
-                                "api-gw substitutes an API token signed by a key auth no longer has: it did not load {gateway_file} since `keys rotate`"
+                                "api-gw passes on an API token signed by a key auth no longer has: it did not load {gateway_file} since `keys rotate`"
                             ),
                             restart_gw,
                         )
@@ -828,19 +862,16 @@ pub fn api_key(
                 ),
             },
             (Answer::GatewayRefused { status, said }, true) => {
-                let cause = if key.legacy() {
-                    format!(
-                        "api-gw does not know {name}: it did not load {gateway_file} since SUPAKEYS_LEGACY_HS256=accept, or the legacy key here differs from the one supakeys was given"
-                    )
-                } else {
-                    match cx.gateway {
-                        Gateway::Kong => format!(
-                            "Kong's consumers do not list {name}: it did not load {gateway_file}"
-                        ),
-                        _ => format!(
-                            "api-gw runs in legacy API key mode or with other opaque keys: one of SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY, ANON_KEY_ASYMMETRIC, SERVICE_ROLE_KEY_ASYMMETRIC is empty or different in its environment (it did not load {gateway_file})"
-                        ),
-                    }
+                let cause = match (key.opaque(), cx.gateway) {
+                    (true, Gateway::Kong) => format!(
+                        "Kong's consumers do not list {name}: it did not load {gateway_file}"
+                    ),
+                    (true, _) => format!(
+                        "api-gw runs in legacy API key mode or with other opaque keys: one of SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY, ANON_KEY_ASYMMETRIC, SERVICE_ROLE_KEY_ASYMMETRIC is empty or different in its environment (it did not load {gateway_file})"
+                    ),
+                    (false, _) => format!(
+                        "api-gw runs with other API keys: it did not load {gateway_file} since they changed (SUPAKEYS_LEGACY_HS256, `keys rotate`)"
+                    ),
                 };
                 fail(
                     format!("api-gw refused {name}: HTTP {status} {said}"),
@@ -855,8 +886,7 @@ pub fn api_key(
                 AdminVerdict::Admin | AdminVerdict::NotAdmin => fail(
                     format!("api-gw and auth still accept {name}"),
                     format!(
-                        "api-gw and auth still run with the settings from before SUPAKEYS_LEGACY_HS256=reject: they did not load {gateway_file} and {}",
-                        cx.path("auth.env")
+                        "api-gw and auth still run with the settings from before SUPAKEYS_LEGACY_HS256=reject: they did not load {gateway_file} and {auth_env}"
                     ),
                     "docker compose restart api-gw auth",
                 ),

@@ -431,22 +431,36 @@ fn opaque_keys_at_the_gateway() {
     assert!(passed(&api_key(
         &cx,
         ApiKey::Publishable,
+        false,
         Some(&not_admin),
         true
     )));
-    assert!(passed(&api_key(&cx, ApiKey::Secret, Some(&admin), true)));
-    let line = api_key(&cx, ApiKey::Secret, Some(&not_admin), true);
+    assert!(passed(&api_key(
+        &cx,
+        ApiKey::Secret,
+        false,
+        Some(&admin),
+        true
+    )));
+    let line = api_key(&cx, ApiKey::Secret, false, Some(&not_admin), true);
     assert_eq!(line.title, "accepts the secret key as service_role");
     assert!(failure(&line).0.contains("does not act as service_role"));
     assert!(
-        failure(&api_key(&cx, ApiKey::Publishable, Some(&admin), true))
-            .0
-            .contains("acts as service_role")
+        failure(&api_key(
+            &cx,
+            ApiKey::Publishable,
+            false,
+            Some(&admin),
+            true
+        ))
+        .0
+        .contains("acts as service_role")
     );
     // Legacy API key mode: Envoy's Lua refuses the opaque keys.
     let line = api_key(
         &cx,
         ApiKey::Publishable,
+        false,
         Some(&from_envoy(401, "Unauthorized")),
         true,
     );
@@ -464,12 +478,12 @@ fn opaque_keys_at_the_gateway() {
         json!({"code":403,"error_code":"bad_jwt","msg":"invalid JWT: unable to parse or verify signature, unrecognized JWT kid x for algorithm ES256"}),
     );
     assert!(
-        failure(&api_key(&cx, ApiKey::Secret, Some(&bad), true))
+        failure(&api_key(&cx, ApiKey::Secret, false, Some(&bad), true))
             .1
-            .starts_with("api-gw substitutes")
+            .starts_with("api-gw passes on an API token")
     );
     assert!(
-        failure(&api_key(&cx, ApiKey::Secret, Some(&bad), false))
+        failure(&api_key(&cx, ApiKey::Secret, false, Some(&bad), false))
             .1
             .starts_with("auth does not have the current key")
     );
@@ -485,13 +499,16 @@ fn legacy_keys_follow_the_mode() {
         json!({"code":403,"error_code":"not_admin","msg":"User not allowed"}),
     );
     let refused = from_envoy(401, "Unauthorized");
-    assert!(passed(&api_key(
-        &accept,
-        ApiKey::LegacyAnon,
-        Some(&not_admin),
-        true
-    )));
-    let line = api_key(&reject, ApiKey::LegacyAnon, Some(&refused), true);
+    let line = api_key(&accept, ApiKey::Anon, true, Some(&not_admin), true);
+    assert_eq!(line.title, "accepts the legacy ANON_KEY as anon");
+    assert!(passed(&line));
+    let line = api_key(&reject, ApiKey::Anon, false, Some(&not_admin), true);
+    assert_eq!(
+        line.title,
+        "accepts the anon API token (ANON_KEY of gateway.env) as anon"
+    );
+    assert!(passed(&line));
+    let line = api_key(&reject, ApiKey::LegacyAnon, true, Some(&refused), true);
     assert_eq!(
         line.title,
         "refuses the legacy ANON_KEY (SUPAKEYS_LEGACY_HS256=reject)"
@@ -501,6 +518,7 @@ fn legacy_keys_follow_the_mode() {
     let (problem, cause, _) = failure(&api_key(
         &reject,
         ApiKey::LegacyAnon,
+        true,
         Some(&not_admin),
         true,
     ));
@@ -508,16 +526,17 @@ fn legacy_keys_follow_the_mode() {
     assert!(cause.contains("before SUPAKEYS_LEGACY_HS256=reject"));
     let (_, cause, _) = failure(&api_key(
         &accept,
-        ApiKey::LegacyServiceRole,
+        ApiKey::ServiceRole,
+        true,
         Some(&refused),
         true,
     ));
     assert!(
-        cause.contains("api-gw does not know the legacy SERVICE_ROLE_KEY"),
+        cause.starts_with("api-gw runs with other API keys"),
         "{cause}"
     );
     assert!(matches!(
-        api_key(&reject, ApiKey::LegacyServiceRole, None, true).outcome,
+        api_key(&reject, ApiKey::LegacyServiceRole, true, None, true).outcome,
         Outcome::Skip { .. }
     ));
 }
