@@ -507,6 +507,10 @@ pub fn send(target: &Target, request: &Request, timeout: Duration) -> Result<Res
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HttpError::Timeout {
             seconds: timeout.as_secs().max(1),
         },
+        // rustls reports handshake and certificate failures as InvalidData.
+        io::ErrorKind::InvalidData if target.scheme == Scheme::Https => HttpError::Tls {
+            detail: e.to_string(),
+        },
         _ => HttpError::Io {
             detail: e.to_string(),
         },

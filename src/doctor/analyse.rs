@@ -226,16 +226,22 @@ fn said(response: &Response) -> String {
 }
 
 /// True when the gateway produced the answer itself instead of relaying the service's.
+///
+/// Kong marks its own answers (`X-Kong-Response-Latency`, or its `Server` without
+/// `X-Kong-Upstream-Latency`). Envoy's local replies (Lua `respond`, RBAC, no route, no
+/// upstream) are plain text or empty, and lack the `x-envoy-upstream-service-time` the router
+/// adds to relayed answers; a JSON body is always the service's (a deployment may suppress
+/// Envoy's headers, never the services' JSON).
 fn from_gateway(r: &Response) -> bool {
     let server = r.header("server").unwrap_or_default().to_ascii_lowercase();
+    let json = r.json().is_some();
     let plain = r
         .header("content-type")
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/plain"));
-    r.header("x-kong-response-latency").is_some()
-        || (server == "envoy" && r.header("x-envoy-upstream-service-time").is_none())
-        || (server.starts_with("kong/") && r.header("x-kong-upstream-latency").is_none())
-        // No Supabase service answers a refusal in plain text.
-        || (plain && matches!(r.status, 401 | 403))
+        .is_none_or(|c| c.to_ascii_lowercase().starts_with("text/plain"));
+    let kong = r.header("x-kong-response-latency").is_some()
+        || (server.starts_with("kong/") && r.header("x-kong-upstream-latency").is_none());
+    let envoy = server == "envoy" && r.header("x-envoy-upstream-service-time").is_none();
+    kong || (!json && (envoy || (plain && matches!(r.status, 401 | 403))))
 }
 
 fn answer(result: &Result<Response, HttpError>) -> Answer<'_> {

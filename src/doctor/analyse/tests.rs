@@ -607,3 +607,35 @@ fn gateways_are_recognised_by_their_headers() {
     };
     assert_eq!(Gateway::of(&plain), Gateway::Unknown);
 }
+
+#[test]
+fn a_json_answer_through_envoy_is_the_service_s_even_without_envoy_s_upstream_header() {
+    // suppress_envoy_headers: true drops x-envoy-upstream-service-time from relayed answers.
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let relayed = Ok(Response {
+        status: 401,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("server".into(), "envoy".into()),
+        ],
+        body: br#"{"message":"Unauthorized"}"#.to_vec(),
+    });
+    let (problem, _, _) = failure(&verifier(&cx, Service::Realtime, &k.facts[0], &relayed));
+    assert_eq!(problem, "realtime refused it: HTTP 401 Unauthorized");
+    // Envoy's RBAC denial is its own.
+    let rbac = from_envoy(403, "RBAC: access denied");
+    let (problem, _, _) = failure(&verifier(&cx, Service::Rest, &k.facts[0], &rbac));
+    assert!(
+        problem.starts_with("api-gw refused the request"),
+        "{problem}"
+    );
+    // No route: Envoy answers 404 with an empty body.
+    let no_route = Ok(Response {
+        status: 404,
+        headers: vec![("server".into(), "envoy".into())],
+        body: vec![],
+    });
+    let (problem, _, _) = failure(&verifier(&cx, Service::Rest, &k.facts[0], &no_route));
+    assert!(problem.starts_with("the gateway has no route"), "{problem}");
+}
