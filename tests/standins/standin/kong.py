@@ -753,6 +753,11 @@ def main(argv):
     if args[:1] not in (["docker-start"], ["start"]):
         log(SERVICE, f"kong stand-in: unsupported command {args!r}")
         return 1
+    # `kong prepare` starts from a clean prefix: no pid file of a previous run.
+    try:
+        os.unlink(os.path.join(prefix(), "pids", "nginx.pid"))
+    except OSError:
+        pass
     rec = Recorder(SERVICE)
     rec.start(args, ENV_USED)
     env = os.environ
