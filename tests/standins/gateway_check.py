@@ -9,12 +9,14 @@ usage:
   gateway_check.py --envoy LDS.yaml [--cds CDS.yaml] REQUESTS.yaml
   gateway_check.py --kong KONG.yml [--flavor expressions] REQUESTS.yaml
   gateway_check.py --compare-envoy A.yaml B.yaml REQUESTS.yaml
+  gateway_check.py --compare-kong A.yml B.yml REQUESTS.yaml
 
 REQUESTS.yaml is a list of {name, method (GET), path, headers: {name: value}}; `$NAME` and
 `${NAME}` in paths and header values are taken from the environment. In the output, a
 header value equal to one of the environment's key variables (ANON_KEY, …) is shown by
-that variable's name. --compare-envoy prints only the requests whose decisions differ and
-exits 1 when there is one. Needs python3 with PyYAML and luajit.
+that variable's name. --compare-envoy/--compare-kong print each request's decision under A,
+and B's when it differs, and exit 1 when one does (route names and Kong's request ids are
+not compared: only status, body, upstream, path and the auth headers). Needs python3 with PyYAML and luajit.
 """
 
 import argparse
@@ -69,6 +71,15 @@ def describe(decision):
     return " ".join(parts)
 
 
+def outcome(d):
+    body = d.body
+    rid = getattr(d, "request_id", None)
+    if rid:
+        body = body.replace(rid, "<request_id>")
+    return (d.status, body, d.upstream, d.path, d.header("authorization"), d.header("apikey"),
+            d.header("sb-api-key"), d.header("x-api-key"))
+
+
 def engine_for(kind, path, cds=None, flavor=None, lua=None):
     if kind == "envoy":
         return envoy.EnvoyEngine(envoy.EnvoyConfig.from_files(path, cds), lua)
@@ -85,6 +96,7 @@ def main():
     g.add_argument("--envoy", metavar="LDS")
     g.add_argument("--kong", metavar="KONG_YML")
     g.add_argument("--compare-envoy", nargs=2, metavar=("A", "B"))
+    g.add_argument("--compare-kong", nargs=2, metavar=("A", "B"))
     ap.add_argument("--cds")
     ap.add_argument("--flavor", default=None)
     ap.add_argument("--trace", action="store_true", help="print each filter's step")
@@ -92,18 +104,17 @@ def main():
     args = ap.parse_args()
     reqs = load_requests(args.requests)
     lua = LuaHost()
-    if args.compare_envoy:
-        a = engine_for("envoy", args.compare_envoy[0], args.cds, lua=lua)
-        b = engine_for("envoy", args.compare_envoy[1], args.cds, lua=lua)
+    if args.compare_envoy or args.compare_kong:
+        kind = "envoy" if args.compare_envoy else "kong"
+        pair = args.compare_envoy or args.compare_kong
+        a = engine_for(kind, pair[0], args.cds, args.flavor, lua)
+        b = engine_for(kind, pair[1], args.cds, args.flavor, lua)
         differ = 0
         for r in reqs:
             da = a.decide(r["method"], r["path"], r["headers"])
             db = b.decide(r["method"], r["path"], r["headers"])
             # Route names of unnamed routes differ in wording only; compare the outcome.
-            ka = (da.status, da.body, da.upstream, da.path, da.header("authorization"), da.header("apikey"),
-                  da.header("sb-api-key"), da.header("x-api-key"))
-            kb = (db.status, db.body, db.upstream, db.path, db.header("authorization"), db.header("apikey"),
-                  db.header("sb-api-key"), db.header("x-api-key"))
+            ka, kb = outcome(da), outcome(db)
             same = ka == kb
             differ += not same
             print(f"{'same' if same else 'DIFF'}  {r['name']}: {describe(da)}")

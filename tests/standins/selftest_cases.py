@@ -206,9 +206,32 @@ def direct():
               status=401, header={"sb-error-code": "UNAUTHORIZED_LEGACY_JWT"})
         check(f"{p}: realtime refuses the legacy HS256 key", request("http://realtime-dev.supabase-realtime:4000", "POST", "/api/broadcast",
               legacy, {"messages": []}), status=401, body_has=['{"message":"Unauthorized"}'])
-    check(f"{p}: PostgREST refuses a token of an unknown kid", request("http://rest:3000", "GET", "/todos",
-          {"Authorization": "Bearer " + forged_kid(ANON_ASYM)}), status=401, body_has=["No suitable key was found"])
+    unknown_kid = {"Authorization": "Bearer " + forged_kid(ANON_ASYM)}
+    tampered = {"Authorization": "Bearer " + tamper(ANON_ASYM)}
+    check(f"{p}: PostgREST refuses a token of an unknown kid", request("http://rest:3000", "GET", "/todos", unknown_kid),
+          status=401, body_has=["No suitable key was found"])
+    check(f"{p}: PostgREST refuses a bad signature", request("http://rest:3000", "GET", "/todos", tampered),
+          status=401, body_has=["None of the keys was able to decode the JWT"])
+    check(f"{p}: GoTrue refuses a bad signature", request("http://auth:9999", "GET", "/user", tampered),
+          status=403, body_has=["bad_jwt", "token signature is invalid"])
+    check(f"{p}: GoTrue accepts the service key on its admin API", request("http://auth:9999", "GET", "/admin/users",
+          {"Authorization": f"Bearer {SERVICE_ASYM}"}), status=200, role="service_role")
+    check(f"{p}: storage refuses an unknown kid (jose's key-type error)", request("http://storage:5000", "GET", "/bucket", unknown_kid),
+          status=400, body_has=["Received an instance of Uint8Array"])
+    check(f"{p}: functions refuse an unknown kid", request("http://functions:9000", "POST", "/hello", unknown_kid, {}),
+          status=401, header={"sb-error-code": "UNAUTHORIZED_ASYMMETRIC_JWT"})
+    check(f"{p}: realtime refuses an unknown kid", request("http://realtime-dev.supabase-realtime:4000", "POST",
+          "/api/broadcast", unknown_kid, {"messages": []}), status=401)
+    check(f"{p}: realtime management API takes no asymmetric token", request("http://realtime-dev.supabase-realtime:4000",
+          "GET", "/api/tenants/realtime-dev/health", {"Authorization": f"Bearer {ANON_ASYM}"}), status=403)
+    check(f"{p}: realtime ping names the tenant by Host", request("http://realtime-dev.supabase-realtime:4000", "GET", "/api/ping"),
+          status=200, body_has=["Success"])
     check(f"{p}: GoTrue health", request("http://auth:9999", "GET", "/health"), status=200)
+
+
+def tamper(token):
+    h, p, sig = token.split(".")
+    return f"{h}.{p}.{sig[:-2]}{'AA' if sig[-2:] != 'AA' else 'BB'}"
 
 
 def forged_kid(token):

@@ -5,9 +5,11 @@ Restated from supabase/auth (HEAD bc32168e, read in this project's research):
   file whose values override the environment; `--config-dir DIR` (`-d`) loads its *.env
   files in sorted order, also overriding. A failure is fatal: "Failed to load configuration".
 - internal/conf/jwk.go (JwtKeysDecoder.Decode/Validate, FindPublicKeyByKid) and
-  internal/conf/configuration.go (ApplyDefaults): GOTRUE_JWT_KEYS is a JSON array of JWKs,
-  indexed by kid; exactly one key with "sign" in key_ops; the valid methods default to the
-  algorithms of the keys; without keys the secret is the only (HS256) key.
+  internal/conf/configuration.go (ApplyDefaults, Validate): GOTRUE_JWT_KEYS is a JSON
+  array of JWKs (an empty value is a JSON error), indexed by kid; an empty array means the
+  secret is the only (HS256) key; otherwise exactly one key has "sign" in key_ops ("no
+  signing key found" / "multiple signing keys detected…"); P-256 members are 32 bytes;
+  the valid methods default to the algorithms of the keys.
 - internal/api/jwks.go: GET /.well-known/jwks.json lists the public part of every non-oct key.
 - internal/api/api.go + anonymous.go: POST /signup with no email/phone is an anonymous
   sign-in (422 anonymous_provider_disabled unless enabled; then 422 signup_disabled when
@@ -84,16 +86,23 @@ def decode_keys(text):
         elif kty == "oct":
             if not jwk.get("k"):
                 raise ConfigError("failed to parse key: oct key without k")
+        elif kty == "OKP":
+            if jwk.get("crv") not in ("Ed25519", "X25519") or not jwk.get("x"):
+                raise ConfigError("failed to parse key: invalid OKP key")
         else:
             raise ConfigError(f"failed to parse key: invalid key type {kty!r}")
-        # Keys are indexed by kid; a second key with the same (or no) kid replaces the first.
+        # Keys are indexed by kid and nothing requires one: a second key with the same (or
+        # no) kid silently replaces the first, and a signing key without a kid signs tokens
+        # GoTrue itself then refuses ("unrecognized JWT kid <nil>").
         keys[jwk.get("kid", "")] = jwk
     signing = [k for k in keys.values() if "sign" in (k.get("key_ops") or [])]
-    if not signing:
-        raise ConfigError("no signing key detected")
+    # ApplyDefaults: no keys at all means the secret alone (legacy HS256); keys without a
+    # signing key fail there (GetSigningJwk); then Validate allows only one.
+    if keys and not signing:
+        raise ConfigError("no signing key found")
     if len(signing) > 1:
         raise ConfigError("multiple signing keys detected, only 1 signing key is supported")
-    return keys, signing[0]
+    return keys, (signing[0] if signing else None)
 
 
 class Config:
@@ -109,6 +118,8 @@ class Config:
             try:
                 self.keys, self.signing = decode_keys(raw_keys)
             except ConfigError as e:
+                if str(e).startswith(("no signing", "multiple signing")):
+                    raise
                 # envconfig quotes the whole value here; it holds private keys, so not us.
                 raise ConfigError(
                     "envconfig.Process: assigning GOTRUE_JWT_KEYS to Keys: converting '<redacted>' "
@@ -248,6 +259,11 @@ class AuthHandler(Handler):
         sub = claims.get("sub")
         if not sub:
             gotrue_error(self, 403, "bad_jwt", "invalid claim: missing sub claim")
+            return None
+        try:
+            uuid.UUID(str(sub))
+        except ValueError:
+            gotrue_error(self, 400, "bad_jwt", "invalid claim: sub claim must be a UUID")
             return None
         user = USERS.get(sub)
         if user is None:

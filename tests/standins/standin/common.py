@@ -258,8 +258,10 @@ class Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         self.req_path = path
         self.req_query = query
+        # HEAD is GET without the body (what `wget --spider` healthchecks send).
+        method = "GET" if self.command == "HEAD" else self.command
         try:
-            self.route(self.command, path, query)
+            self.route(method, path, query)
         except BrokenPipeError:
             pass
         except Exception as e:  # a stand-in bug must show, not hang the client

@@ -534,6 +534,7 @@ class EnvoyEngine:
 
 class EnvoyHandler(GatewayHandler):
     unreachable = (503, "no healthy upstream", "text/plain")
+    server_header = "envoy"
 
 
 def main(argv):

@@ -173,7 +173,8 @@ class GatewayHandler(Handler):
     engine = None
     # How the gateway answers an unreachable upstream: (status, body, content-type).
     unreachable = (503, "no healthy upstream", "text/plain")
-    extra_response_headers = ()
+    proxied_headers = ()  # added to answers that came from the upstream
+    server_header = None
 
     def route(self, method, path, query):
         request_headers = [(k.lower(), v) for k, v in self.headers.items()]
@@ -195,12 +196,17 @@ class GatewayHandler(Handler):
             log(self.service, f"upstream {decision.upstream} failed: {e}")
             status, text, ctype = self.unreachable
             return self.answer(status, [("content-type", ctype)], text.encode())
-        self.answer(status, [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP], data)
+        self.answer(status, [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP] + list(self.proxied_headers), data)
 
     def answer(self, status, headers, data):
         self.body()
-        self.send_response(status)
-        for k, v in list(headers) + list(self.extra_response_headers):
+        self.log_request(status)
+        self.send_response_only(status)
+        headers = [(k, v) for k, v in headers if k.lower() != "date"]
+        if self.server_header:
+            # The gateway names itself as the server (Envoy overwrites the upstream's).
+            headers = [(k, v) for k, v in headers if k.lower() != "server"] + [("server", self.server_header)]
+        for k, v in [("date", self.date_time_string())] + headers:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

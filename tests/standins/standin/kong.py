@@ -458,7 +458,8 @@ class KongEngine:
         message = message or DEFAULT_MESSAGES.get(status, "")
         body, ctype = kong_error_body(status, message, accept, d.request_id)
         d.status, d.body = status, body
-        d.response_headers = [("content-type", ctype)] + list(headers)
+        d.response_headers = [("content-type", ctype), ("server", f"kong/{VERSION}"),
+                              ("x-kong-request-id", d.request_id)] + list(headers)
         return d
 
     def match(self, req):
@@ -710,7 +711,7 @@ def join_v0(base, rest, full_path):
 
 class KongHandler(GatewayHandler):
     unreachable = (502, "An invalid response was received from the upstream server", "application/json; charset=utf-8")
-    extra_response_headers = (("Via", f"1.1 kong/{VERSION}"),)
+    proxied_headers = (("Via", f"1.1 kong/{VERSION}"),)
 
 
 def prefix():
@@ -752,6 +753,11 @@ def main(argv):
     if args[:1] not in (["docker-start"], ["start"]):
         log(SERVICE, f"kong stand-in: unsupported command {args!r}")
         return 1
+    # `kong prepare` starts from a clean prefix: no pid file of a previous run.
+    try:
+        os.unlink(os.path.join(prefix(), "pids", "nginx.pid"))
+    except OSError:
+        pass
     rec = Recorder(SERVICE)
     rec.start(args, ENV_USED)
     env = os.environ

@@ -2,7 +2,8 @@
 and the server /app/bin/server.
 
 Restated from supabase/realtime (HEAD 833cf36c, compared with v2.78.15):
-- priv/repo/seeds.exs (run by run.sh when SEED_SELF_HOST=true): deletes and re-creates the
+- run.sh + priv/repo/seeds.exs (the seed runs when SEED_SELF_HOST=true, then run.sh execs
+  its arguments; a failing seed stops the container: `set -e`): deletes and re-creates the
   tenant SELF_HOST_TENANT_NAME (default realtime-dev) on every start, with jwt_secret =
   API_JWT_SECRET and jwt_jwks = Jason.decode!(API_JWT_JWKS) when set (a tenant needs one
   of them). The stand-in keeps the tenant in a file instead of the database.
@@ -48,10 +49,11 @@ def seed(argv):
     env = os.environ
     if env.get("SEED_SELF_HOST") != "true":
         return 0
-    name = env.get("SELF_HOST_TENANT_NAME") or "realtime-dev"
-    tenant = {"external_id": name, "jwt_secret": env.get("API_JWT_SECRET") or DEFAULT_SECRET}
+    name = env.get("SELF_HOST_TENANT_NAME", "realtime-dev")
+    # System.get_env(name, default): the default only when the variable is unset.
+    tenant = {"external_id": name, "jwt_secret": env.get("API_JWT_SECRET", DEFAULT_SECRET)}
     raw = env.get("API_JWT_JWKS")
-    if raw:
+    if raw is not None:  # `if v, do: Jason.decode!(v)`: an empty string is decoded too
         try:
             jwks = json.loads(raw)
         except ValueError as e:
@@ -62,6 +64,9 @@ def seed(argv):
             log(SERVICE, "** (Ecto.InvalidChangesetError) jwt_jwks is invalid (expected a map)")
             return 1
         tenant["jwt_jwks"] = jwks
+    if not tenant["jwt_secret"] and not tenant.get("jwt_jwks"):
+        log(SERVICE, "** (Ecto.InvalidChangesetError) jwt_secret or jwt_jwks is required")
+        return 1
     with open(TENANTS, "w", encoding="utf-8") as f:
         json.dump({name: tenant}, f)
     log(SERVICE, f"seeded tenant {name} ({len((tenant.get('jwt_jwks') or {}).get('keys') or [])} JWKS key(s))")

@@ -2,7 +2,7 @@
 
 Studio verifies no token itself (supabase/supabase apps/studio: AUTH_JWT_SECRET is handed
 to the browser, which signs its own HS256 role-impersonation tokens). What is restated:
-it listens on PORT (3000) on HOSTNAME, and upstream's healthcheck fetches
+it listens on PORT (3000) on the address HOSTNAME names, and upstream's healthcheck fetches
 /api/platform/profile and expects 200 (docker/docker-compose.yml, service studio). The
 stand-in records the key variables it is given. Not restated: the dashboard itself.
 """
@@ -30,7 +30,9 @@ class StudioHandler(Handler):
 def main(argv):
     rec = Recorder(SERVICE)
     rec.start(argv[1:], ENV_USED, argv_file="node-argv")
-    host = os.environ.get("HOSTNAME_BIND") or "0.0.0.0"
+    # Next.js' standalone server binds to HOSTNAME (docker sets it to the container id,
+    # hence upstream's HOSTNAME: "0.0.0.0"; with the container id, localhost does not answer).
+    host = os.environ.get("HOSTNAME") or "0.0.0.0"
     common.serve(SERVICE, common.env_int("PORT", 3000), StudioHandler, rec, host=host)
     return 0
 
