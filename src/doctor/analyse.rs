@@ -249,8 +249,16 @@ fn answer(result: &Result<Response, HttpError>) -> Answer<'_> {
         Ok(r) => r,
         Err(e) => return Answer::Network(e),
     };
-    let json = r.json().is_some();
-    if from_gateway(r) || (matches!(r.status, 502..=504) && !json) {
+    // A 502/503/504 is the gateway's unless the service signed it (PostgREST's PGRST00x
+    // while its database is away, Storage's statusCode).
+    let signed = r.json().is_some_and(|j| {
+        j.get("code")
+            .and_then(Value::as_str)
+            .is_some_and(|c| c.starts_with("PGRST"))
+            || j.get("statusCode").is_some()
+            || j.get("error_code").is_some()
+    });
+    if from_gateway(r) || (matches!(r.status, 502..=504) && !signed) {
         let (status, said) = (r.status, said(r));
         return match status {
             401 | 403 => Answer::GatewayRefused { status, said },

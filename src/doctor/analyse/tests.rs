@@ -639,3 +639,33 @@ fn a_json_answer_through_envoy_is_the_service_s_even_without_envoy_s_upstream_he
     let (problem, _, _) = failure(&verifier(&cx, Service::Rest, &k.facts[0], &no_route));
     assert!(problem.starts_with("the gateway has no route"), "{problem}");
 }
+
+#[test]
+fn kong_upstream_failures_are_the_gateway_s() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let down = Ok(Response {
+        status: 502,
+        headers: vec![(
+            "content-type".into(),
+            "application/json; charset=utf-8".into(),
+        )],
+        body: br#"{"message":"An invalid response was received from the upstream server"}"#
+            .to_vec(),
+    });
+    let (problem, cause, _) = failure(&verifier(&cx, Service::Storage, &k.facts[0], &down));
+    assert!(
+        problem.starts_with("api-gw could not reach storage: HTTP 502"),
+        "{problem}"
+    );
+    assert_eq!(
+        cause,
+        "storage is not running, or not on the compose network"
+    );
+    // PostgREST's own 503 while its schema cache loads: the token was accepted.
+    let loading = from_service(
+        503,
+        json!({"code":"PGRST002","details":null,"hint":null,"message":"Could not query the database for the schema cache. Retrying."}),
+    );
+    assert!(passed(&verifier(&cx, Service::Rest, &k.facts[0], &loading)));
+}

@@ -239,6 +239,23 @@ class AuthHandler(Handler):
             if claims.get("role") not in cfg.admin_roles:
                 return gotrue_error(self, 403, "not_admin", "User not allowed")
             return self.reply(200, {"users": list(USERS.values()), "aud": cfg.aud})
+        if method == "GET" and path.startswith("/admin/users/") and path.count("/") == 3:
+            # api.go: /admin runs requireAdminCredentials (middleware.go: bearer, parse,
+            # requireAdmin in auth.go) before /users/{user_id}'s loadUser (admin.go).
+            claims = self.authenticate()
+            if claims is None:
+                return
+            if claims.get("role") not in cfg.admin_roles:
+                return gotrue_error(self, 403, "not_admin", "User not allowed")
+            user_id = path.rsplit("/", 1)[1]
+            try:
+                user_id = str(uuid.UUID(user_id))
+            except ValueError:
+                return gotrue_error(self, 404, "validation_failed", "user_id must be an UUID")
+            user = USERS.get(user_id)
+            if user is None:
+                return gotrue_error(self, 404, "user_not_found", "User not found")
+            return self.reply(200, user)
         gotrue_error(self, 404, "not_found", "Not Found")
 
     def authenticate(self):
