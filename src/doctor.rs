@@ -274,6 +274,20 @@ fn verify_request(service: Service, anon_key: &Secret, token: &str) -> Request {
         .header("Authorization", &format!("Bearer {token}"))
 }
 
+/// An anonymous sign-in, with an API key sent as supabase-js sends it.
+fn sign_in_request(api_key: &Secret) -> Request {
+    with_api_key(Request::post_json("/auth/v1/signup", "{}"), api_key)
+}
+
+/// `apikey: K` and `Authorization: Bearer K`, as supabase-js sends a key: both gateways
+/// expect the pair (Kong's translation keeps an `Authorization` unless it is `Bearer sb_…`,
+/// and passes a bare JWT apikey on as is).
+fn with_api_key(request: Request, api_key: &Secret) -> Request {
+    request
+        .header("apikey", api_key.expose())
+        .header("Authorization", &format!("Bearer {}", api_key.expose()))
+}
+
 fn hs256_token(secret: &Secret, payload_b64: &str) -> Secret {
     let header = b64(json!({"alg": "HS256", "typ": "JWT"}).to_string().as_bytes());
     let message = format!("{header}.{payload_b64}");
@@ -320,11 +334,7 @@ type Plan = (Vec<(Probe, Request)>, Vec<(Probe, Secret)>);
 fn plan(material: &Material, options: &Options, now: i64) -> Result<Plan> {
     let mut probes = vec![(Probe::Jwks, Request::get("/auth/v1/.well-known/jwks.json"))];
     if let TokenSource::SignIn = options.token {
-        probes.push((
-            Probe::SignIn,
-            Request::post_json("/auth/v1/signup", "{}")
-                .header("apikey", material.anon_key.expose()),
-        ));
+        probes.push((Probe::SignIn, sign_in_request(&material.anon_key)));
     }
     let claims = json!({
         "sub": Kid::random()?.as_str(),
@@ -359,7 +369,7 @@ fn plan(material: &Material, options: &Options, now: i64) -> Result<Plan> {
             let path = format!("/auth/v1/admin/users/{}", Kid::random()?.as_str());
             probes.push((
                 Probe::ApiKey(which),
-                Request::get(path).header("apikey", value.expose()),
+                with_api_key(Request::get(path), value),
             ));
         }
     }
@@ -378,9 +388,9 @@ impl Probe {
 
 type Answers = Vec<(Probe, std::result::Result<Response, HttpError>)>;
 
-/// Verifier probes the gateway refused with the anon API key go again with the publishable
-/// key: what the gateway does with each key is the api-gw lines' business, and must not
-/// hide what the services say about the token.
+/// Verifier probes and the sign-in the gateway refused with the anon API key go again with
+/// the publishable key: what the gateway does with each key is the api-gw lines' business,
+/// and must not hide what the services say.
 fn retry_refused(
     target: &Target,
     material: &Material,
@@ -388,13 +398,16 @@ fn retry_refused(
     answers: &mut Answers,
     timeout: Duration,
 ) {
+    let key = &material.state.publishable_key;
     let retries: Vec<(Probe, Request)> = answers
         .iter()
         .filter(|(_, result)| analyse::gateway_refused(result))
-        .filter_map(|(probe, _)| tokens.iter().find(|(p, _)| p == probe))
-        .map(|(probe, token)| {
-            let key = &material.state.publishable_key;
-            (*probe, verify_request(probe.service(), key, token.expose()))
+        .filter_map(|(probe, _)| match probe {
+            Probe::SignIn => Some((*probe, sign_in_request(key))),
+            _ => tokens
+                .iter()
+                .find(|(p, _)| p == probe)
+                .map(|(p, token)| (*p, verify_request(p.service(), key, token.expose()))),
         })
         .collect();
     if retries.is_empty() {
