@@ -2,6 +2,7 @@
 
 mod support;
 
+mod doctor;
 mod errors;
 mod init;
 mod lifecycle;
