@@ -373,10 +373,38 @@ fn plan(material: &Material, options: &Options, now: i64) -> Result<Plan> {
             ));
         }
     }
-    Ok((probes, tokens))
+    // Round robin over the services: no service gets all the requests of one moment.
+    let mut seen: Vec<(Service, usize)> = Vec::new();
+    let mut ranked: Vec<(usize, (Probe, Request))> = probes
+        .into_iter()
+        .map(|(probe, request)| {
+            let service = probe.upstream();
+            let rank = match seen.iter_mut().find(|(s, _)| *s == service) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seen.push((service, 0));
+                    0
+                }
+            };
+            (rank, (probe, request))
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    Ok((ranked.into_iter().map(|(_, p)| p).collect(), tokens))
 }
 
 impl Probe {
+    /// The service behind the gateway that answers this probe.
+    fn upstream(self) -> Service {
+        match self {
+            Probe::ApiKey(_) => Service::Auth,
+            other => other.service(),
+        }
+    }
+
     fn service(self) -> Service {
         match self {
             Probe::Verify(service, _) | Probe::Hs256(service) => service,
@@ -423,10 +451,11 @@ fn retry_refused(
     }
 }
 
-/// How many requests are in flight at once: enough to finish a run in one or two round
-/// trips, few enough to stay within a small server's listen backlog (a dropped SYN costs a
-/// one-second retransmission).
-const PARALLEL: usize = 6;
+/// How many requests are in flight at once: enough to finish a run in a few round trips,
+/// few enough to stay within a small server's listen backlog behind the gateway (a dropped
+/// SYN costs a one-second retransmission). The plan interleaves the services for the same
+/// reason.
+const PARALLEL: usize = 4;
 
 /// Sends the requests, `PARALLEL` at a time, and returns the answers in plan order.
 fn execute(target: &Target, probes: Vec<(Probe, Request)>, timeout: Duration) -> Answers {
