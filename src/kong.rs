@@ -200,9 +200,13 @@ impl Template {
         }
         fix_credentials(&mut root, values);
         add_jwks_route(&mut root);
+        // The template's file name only: the same template mounted at another path (the
+        // container's, the host's for `check`) renders the same bytes.
+        let file = std::path::Path::new(&self.name)
+            .file_name()
+            .map_or(self.name.as_str(), |n| n.to_str().unwrap_or("kong template"));
         let mut out = format!(
-            "# Written by supakeys from the kong template {}; do not edit: it is rewritten on every run.\n",
-            self.name
+            "# Written by supakeys from the kong template {file}; do not edit: it is rewritten on every run.\n"
         );
         let body = crate::yaml::to_string(&root);
         // The output must read back as the tree it was written from.

@@ -13,6 +13,7 @@ router's 401 JSON. Prints one line per failed case and exits 1 when any failed.
 """
 import base64
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -40,7 +41,8 @@ anon_asym, service_asym = s["ANON_KEY_ASYMMETRIC"], s["SERVICE_ROLE_KEY_ASYMMETR
 jwks = json.load(open(f"{snap}/jwks.json", encoding="utf-8"))
 state = json.load(open(f"{snap}/state.json", encoding="utf-8"))
 current = [k for k in state["keys"] if k["status"] == "current"][0]
-dashboard = "supabase:e2e p'ss: #word \"x\""
+# The dashboard credentials, "user:password" (the e2e test's by default).
+dashboard = os.environ.get("E2E_DASHBOARD", "supabase:e2e p'ss: #word x")
 
 
 def request(method, path, headers=None, body=None):

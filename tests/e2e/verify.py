@@ -85,8 +85,13 @@ elif svc == "realtime":
     e = env_file("realtime.env")
     equal("API_JWT_JWKS", e["API_JWT_JWKS"])
     equal("API_JWT_SECRET", raw, "the secret of the HS256 mode")
-    if (loaded.get("argv") or [])[-1:] != ["/app/bin/server"]:
-        problems.append(f"argv {loaded.get('argv')} does not end with /app/bin/server")
+    # tini -s -g -- /app/run.sh /app/bin/server: run.sh records the command it runs.
+    try:
+        run_sh = open(os.path.join(results, folder, "run-sh-argv"), encoding="utf-8").read()
+    except OSError:
+        run_sh = None
+    if run_sh != "/app/bin/server\n":
+        problems.append(f"run.sh got {run_sh!r}, not the image's CMD /app/bin/server")
 elif svc == "storage":
     e = env_file("storage.env")
     for name in ("JWT_JWKS", "ANON_KEY", "SERVICE_KEY"):
