@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use yaml_rust2::{Yaml, YamlLoader};
 
+/// The largest kong.yml supakeys writes: placeholders (the Lua expressions are 1.5 KiB
+/// each) can multiply a template's size; a template that renders to more is refused.
+const MAX_RENDERED_BYTES: usize = 8 << 20;
+
 const BUILTIN: &str = include_str!("kong.template.yml");
 const BUILTIN_NAME: &str = "(built-in)";
 const JWKS_PATH: &str = "/auth/v1/.well-known/jwks.json";
@@ -79,6 +83,22 @@ fn placeholders(text: &str, mut found: impl FnMut(usize, usize)) {
     }
 }
 
+/// Calls `visit` with every string used as a mapping key.
+fn keys_of(node: &Yaml, visit: &mut dyn FnMut(&str)) {
+    match node {
+        Yaml::Array(items) => items.iter().for_each(|n| keys_of(n, visit)),
+        Yaml::Hash(map) => {
+            for (k, v) in map {
+                if let Yaml::String(k) = k {
+                    visit(k);
+                }
+                keys_of(v, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Visits every string scalar that is a value (mapping keys are left alone).
 fn strings_mut(node: &mut Yaml, visit: &mut dyn FnMut(&mut String)) {
     match node {
@@ -98,14 +118,18 @@ impl Template {
         Template::parse(BUILTIN_NAME, BUILTIN).expect("the built-in template is valid")
     }
 
+    /// Parses a template as Kong reads it (YAML 1.1: see [`crate::yaml::load`]) and checks
+    /// its placeholders. A UTF-8 byte order mark at the start is skipped.
     pub fn parse(name: &str, text: &str) -> Result<Template> {
         let err = |problem: String| Error::KongTemplate {
             path: name.into(),
             problem,
         };
-        let mut docs = YamlLoader::load_from_str(text).map_err(|e| {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut docs = crate::yaml::load(text).map_err(|e| {
             err(format!(
-                "is not valid YAML ({e}); fix the file or unset SUPAKEYS_KONG_TEMPLATE"
+                "line {}: {}; fix the file or unset SUPAKEYS_KONG_TEMPLATE",
+                e.line, e.problem
             ))
         })?;
         if docs.len() != 1 {
@@ -120,6 +144,25 @@ impl Template {
                 "has no _format_version at the top level; it is not a Kong declarative config"
                     .into(),
             ));
+        }
+        if root["_format_version"].as_str().is_none() {
+            return Err(err(
+                "has a _format_version that is not a string; quote it, e.g. _format_version: '2.1' (Kong refuses a number)"
+                    .into(),
+            ));
+        }
+        let mut in_keys = BTreeSet::new();
+        keys_of(&root, &mut |k| {
+            placeholders(k, |start, end| {
+                in_keys.insert(k[start..end].to_owned());
+            });
+        });
+        if !in_keys.is_empty() {
+            let names: Vec<_> = in_keys.into_iter().collect();
+            return Err(err(format!(
+                "uses {} in a mapping key; supakeys fills placeholders in values only (a key holding a secret would be a mistake): move it into a value",
+                names.join(", ")
+            )));
         }
         let mut used = BTreeSet::new();
         let mut unknown = BTreeSet::new();
@@ -181,7 +224,11 @@ impl Template {
         };
         let mut root = self.root.clone();
         let mut missing = BTreeSet::new();
+        let mut total = 0usize;
         strings_mut(&mut root, &mut |s| {
+            if total > MAX_RENDERED_BYTES {
+                return;
+            }
             let mut out = String::with_capacity(s.len());
             let mut last = 0;
             placeholders(s, |start, end| {
@@ -196,8 +243,18 @@ impl Template {
                 last = end;
             });
             out.push_str(&s[last..]);
+            total += out.len();
             *s = out;
         });
+        if total > MAX_RENDERED_BYTES {
+            return Err(Error::KongTemplate {
+                path: self.name.clone(),
+                problem: format!(
+                    "renders to more than {} MiB once its placeholders are filled in (each Lua expression is about 1.5 KiB); use fewer placeholders",
+                    MAX_RENDERED_BYTES >> 20
+                ),
+            });
+        }
         if let Some(name) = missing.first() {
             return Err(Error::KongTemplate {
                 path: self.name.clone(),

@@ -4,5 +4,6 @@ mod support;
 
 mod errors;
 mod init;
+mod kong_template;
 mod lifecycle;
 mod properties;
