@@ -5,7 +5,7 @@ use crate::envfile::DotEnv;
 use crate::error::{Error, Result};
 use crate::render::{self, FILES};
 use crate::state::{self, State};
-use crate::store::Dir;
+use crate::store::{Dir, Kind, MAX_MANAGED_BYTES};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use std::path::Path;
@@ -28,19 +28,35 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
         path: dir_path.join(state::FILE),
     })?;
     let mut problems = Vec::new();
+    let owner = dir.owner();
     for (name, mode) in FILES {
-        match dir.mode(name)? {
+        match dir.entry(name)? {
             None => problems.push(format!("{name} is missing")),
-            Some(m) if m != mode => {
-                problems.push(format!("{name} has mode {m:04o}, expected {mode:04o}"));
+            Some(e) if e.kind != Kind::File => {
+                problems.push(format!("{name} is {}", e.kind.describe()));
             }
-            Some(_) => {}
+            Some(e) => {
+                if e.mode != mode {
+                    problems.push(format!(
+                        "{name} has mode {:04o}, expected {mode:04o}",
+                        e.mode
+                    ));
+                }
+                // The services run as the directory's owner (uid 1000 in the image): a file
+                // of another uid may be unreadable to them (auth.env is 0600).
+                if e.owner.uid != owner.uid {
+                    problems.push(format!(
+                        "{name} belongs to uid {}, the directory to uid {}; run `supakeys init` as uid {} or as root to give it to the directory's owner",
+                        e.owner.uid, owner.uid, owner.uid
+                    ));
+                }
+            }
         }
     }
     if let Some(config) = config {
         let (expected, _) = state::reconcile(Some(state), config)?;
         for file in render::plan(config, &expected)? {
-            if let Some(actual) = dir.read(file.name)?
+            if let Some(actual) = dir.read(file.name, MAX_MANAGED_BYTES)?
                 && actual[..] != file.bytes[..]
             {
                 problems.push(format!(
@@ -59,7 +75,7 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
 /// Every API token in the env files must verify against `jwt_jwks.json`.
 fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let Some(jwks) = dir.read("jwt_jwks.json")? else {
+    let Some(jwks) = dir.read("jwt_jwks.json", MAX_MANAGED_BYTES)? else {
         return Ok(problems);
     };
     let Ok(set) = serde_json::from_slice::<JwkSet>(&jwks) else {
@@ -67,7 +83,7 @@ fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
         return Ok(problems);
     };
     for (file, variable) in TOKENS {
-        let Some(bytes) = dir.read(file)? else {
+        let Some(bytes) = dir.read(file, MAX_MANAGED_BYTES)? else {
             continue;
         };
         let Ok(env) = DotEnv::parse(&String::from_utf8_lossy(&bytes)) else {

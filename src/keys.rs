@@ -4,7 +4,7 @@ use crate::config::Inputs;
 use crate::error::{Error, Result};
 use crate::render::FILES;
 use crate::state::{self, State};
-use crate::store::Dir;
+use crate::store::{Dir, MAX_MANAGED_BYTES};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -45,7 +45,7 @@ pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     for (name, _) in FILES {
         if name != state::FILE
-            && let Some(bytes) = dir.read(name)?
+            && let Some(bytes) = dir.read(name, MAX_MANAGED_BYTES)?
         {
             files.push((name, bytes));
         }
@@ -134,8 +134,8 @@ pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
         ));
         out
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::io("write to", "standard output", e))
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Output { source })
 }

@@ -95,6 +95,7 @@ pub fn init(inputs: &Inputs) -> Result<()> {
 fn update(inputs: &Inputs, op: Op) -> Result<()> {
     let config = inputs.config(now())?;
     let dir = Dir::open(&config.dir)?;
+    warn_about_owner(&dir);
     let lock = dir.lock(config.lock_timeout)?;
     dir.remove_stale_temp_files(&lock)?;
     let previous = State::load(&dir)?;
@@ -160,9 +161,20 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         None => {}
     }
     let plan = crate::render::plan(&config, &state)?;
+    if let Some(file) = plan.iter().find(|f| f.name == state::FILE)
+        && file.bytes.len() as u64 > state::MAX_BYTES
+    {
+        return Err(Error::Refused {
+            command: op.name(),
+            reason: format!(
+                "the state would grow beyond {} KiB; revoke previous keys first (`supakeys keys revoke KID`)",
+                state::MAX_BYTES >> 10
+            ),
+        });
+    }
     let applied = dir.apply(&lock, &plan)?;
     if transition.is_some() {
-        print_reloads(&applied.written)?;
+        print_reloads(&applied.written);
     }
     let key = state.current();
     tracing::info!(
@@ -171,14 +183,30 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         dir = %config.dir.display(),
         written = %applied.written.join(","),
         mode_fixed = %applied.mode_fixed.join(","),
+        owner_fixed = %applied.owner_fixed.join(","),
         unchanged = applied.unchanged.len(),
         "keys directory is ready"
     );
     Ok(())
 }
 
-/// Tells the operator which services must reload or restart to see the new files.
-fn print_reloads(written: &[&str]) -> Result<()> {
+/// A run that cannot give its files to the directory's owner says so: services running as
+/// that owner (GoTrue as uid 1000 in the image) cannot read the 0600 files it writes.
+fn warn_about_owner(dir: &Dir) {
+    if dir.file_owner().is_none() {
+        let owner = dir.owner().uid;
+        tracing::warn!(
+            dir = %dir.path().display(),
+            "the directory belongs to uid {owner} but this run is uid {}: the files it writes belong to uid {}, and a service running as uid {owner} cannot read auth.env or supabase.env (0600). Run supakeys as uid {owner}, or as root (it then gives the files to uid {owner})",
+            crate::store::effective_uid(),
+            crate::store::effective_uid(),
+        );
+    }
+}
+
+/// Tells the operator which services must reload or restart to see the new files. The
+/// files are written by then: a closed standard output only costs the hint (logged too).
+fn print_reloads(written: &[&str]) {
     let mut lines = Vec::new();
     for (file, service, how) in crate::keys::READERS {
         if written.contains(&file) {
@@ -191,8 +219,12 @@ fn print_reloads(written: &[&str]) -> Result<()> {
         format!("Files changed. To apply them:\n{}\n", lines.join("\n"))
     };
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .map_err(|e| Error::io("write to", "standard output", e))
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        tracing::warn!(
+            "cannot write to standard output ({e}); the files are written. {}",
+            text.trim_end().replace('\n', ";")
+        );
+    }
 }
 
 /// `supakeys check`.
@@ -224,11 +256,14 @@ fn print_env(inputs: &Inputs, also_init: bool) -> Result<()> {
     }
     let dir_path = inputs.dir();
     let dir = Dir::open(&dir_path)?;
-    let bytes = dir.read("supabase.env")?.ok_or(Error::NoState {
-        path: dir_path.join("supabase.env"),
-    })?;
+    let bytes = dir
+        .read("supabase.env", crate::store::MAX_MANAGED_BYTES)?
+        .ok_or(Error::NoState {
+            path: dir_path.join("supabase.env"),
+        })?;
+    let bytes = zeroize::Zeroizing::new(bytes);
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| Error::io("write to", "standard output", e))
+        .map_err(|source| Error::Output { source })
 }

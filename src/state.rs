@@ -18,6 +18,18 @@ pub const FILE: &str = "state.json";
 /// Revoking a key that stopped signing less than this long ago gets a warning.
 const REVOKE_GRACE_SECS: i64 = 24 * 3600;
 pub const VERSION: u64 = 1;
+/// A state with one RSA-4096 key is 4 KiB, with a hundred keys 400 KiB; a bigger file is
+/// not read (and a transition that would write one is refused).
+pub const MAX_BYTES: u64 = 1 << 20;
+/// Timestamps in the state lie between 1970 and the end of year 9999.
+pub const MAX_TIME: i64 = 253_402_300_799;
+/// The longest lifetime of minted tokens (`SUPAKEYS_TOKEN_TTL` allows up to 100 years).
+const MAX_TTL_SECS: i64 = 100 * 365 * 86_400;
+/// Minted API tokens are renewed once less than this fraction of their lifetime is left
+/// (the last year of the default five): clients holding the old token then have that long
+/// to pick up the new one while the old one still verifies, and a stack restarted only once
+/// a year still renews in time.
+pub const RENEW_DIVISOR: i64 = 5;
 
 /// Where a key stands in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,9 +269,16 @@ impl State {
     /// Reads and validates `state.json` of `dir`; `None` when there is none yet.
     pub fn load(dir: &Dir) -> Result<Option<State>> {
         let path = dir.path().join(FILE);
-        dir.read(FILE)?
-            .map(|bytes| State::parse(&bytes, &path))
-            .transpose()
+        match dir.read(FILE, MAX_BYTES) {
+            Err(Error::TooLarge { path, limit }) => Err(Error::state(
+                path,
+                format!(
+                    "it is larger than {} KiB, far more than any state supakeys writes",
+                    limit >> 10
+                ),
+            )),
+            other => other?.map(|bytes| State::parse(&bytes, &path)).transpose(),
+        }
     }
 
     /// Parses and validates `state.json`. Anything unexpected is an error: the state is the
