@@ -36,7 +36,7 @@ fn exp_of(token: &str) -> Option<i64> {
 }
 
 /// `supakeys keys list [--format table|json]`.
-pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
+pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
     let dir_path = inputs.dir();
     let dir = Dir::open(&dir_path)?;
     let state = State::load(&dir)?.ok_or(Error::NoState {
@@ -96,7 +96,7 @@ pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
             "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC"),
         },
     });
-    let text = if format == "json" {
+    let text = if json {
         format!("{report:#}\n")
     } else {
         let mut out = format!(

@@ -30,14 +30,21 @@ pub fn main(cli: Cli) -> i32 {
         }
     };
     init_logging(format, level);
+    for note in inputs.notes() {
+        tracing::warn!("{note}");
+    }
     let result = match cli.command.unwrap_or(Command::Init) {
         Command::Init => init(&inputs),
         Command::Check => check(&inputs),
         Command::PrintEnv { init: also_init } => print_env(&inputs, also_init),
-        Command::Keys(KeysCommand::List { format }) => crate::keys::list(&inputs, &format),
+        Command::Keys(KeysCommand::List { format }) => {
+            list_format(format).and_then(|json| crate::keys::list(&inputs, json))
+        }
         Command::Keys(KeysCommand::Standby) => update(&inputs, Op::Standby),
         Command::Keys(KeysCommand::Rotate { now }) => update(&inputs, Op::Rotate { now }),
-        Command::Keys(KeysCommand::Revoke { kid }) => update(&inputs, Op::Revoke(kid)),
+        Command::Keys(KeysCommand::Revoke { kid }) => {
+            revoke_kid(kid).and_then(|kid| update(&inputs, Op::Revoke(kid)))
+        }
     };
     match result {
         Ok(()) => exit::OK,
@@ -72,6 +79,44 @@ enum Op {
     Standby,
     Rotate { now: bool },
     Revoke(String),
+}
+
+/// `keys list --format`: `Ok(true)` for json.
+fn list_format(format: Option<std::ffi::OsString>) -> Result<bool> {
+    match format.as_ref().map(|f| f.to_str()) {
+        None | Some(Some("table")) => Ok(false),
+        Some(Some("json")) => Ok(true),
+        Some(other) => Err(Error::invalid(
+            "--format",
+            if other.is_none() {
+                "is not valid UTF-8"
+            } else {
+                "must be table or json"
+            },
+            "Leave it out for a table.",
+        )),
+    }
+}
+
+/// The KID argument of `keys revoke`: UTF-8 and a well-formed key id (it is echoed in
+/// messages), reported under its own name rather than `--kid`/`SUPAKEYS_KID`.
+fn revoke_kid(kid: std::ffi::OsString) -> Result<String> {
+    const NAME: &str = "KID (the argument of keys revoke)";
+    let fix = "Give the kid of a previous or standby key, as `supakeys keys list` shows it.";
+    let text = kid
+        .into_string()
+        .map_err(|_| Error::invalid(NAME, "is not valid UTF-8", fix))?;
+    match crate::jwk::Kid::parse(&text) {
+        Some(kid) => Ok(kid.to_string()),
+        None => Err(Error::invalid(
+            NAME,
+            match crate::config::stray_whitespace(&text) {
+                Some(ws) => format!("{ws}; a kid is 1-128 characters of A-Z a-z 0-9 . _ -"),
+                None => "is not a key id (1-128 characters of A-Z a-z 0-9 . _ -)".to_owned(),
+            },
+            fix,
+        )),
+    }
 }
 
 impl Op {
