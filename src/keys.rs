@@ -32,7 +32,14 @@ pub const READERS: [(&str, &str, &str); 7] = [
 ];
 
 fn exp_of(token: &str) -> Option<i64> {
-    crate::jwt::parse(token).ok()?.payload.get("exp")?.as_i64()
+    let exp = crate::jwt::parse(token)
+        .ok()?
+        .payload
+        .get("exp")?
+        .as_f64()?;
+    (0.0..=state::MAX_TIME as f64)
+        .contains(&exp)
+        .then_some(exp as i64)
 }
 
 /// `supakeys keys list [--format table|json]`.
@@ -82,18 +89,24 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
         .iter()
         .find(|(n, _)| *n == "supabase.env")
         .and_then(|(_, b)| crate::envfile::DotEnv::parse(&String::from_utf8_lossy(b)).ok());
-    let token_exp = |name: &str| {
-        env.as_ref()
-            .and_then(|e| e.get(name))
-            .and_then(exp_of)
-            .map(crate::legacy::date)
-    };
+    let token_exp = |name: &str| env.as_ref().and_then(|e| e.get(name)).and_then(exp_of);
+    let anon_exp = token_exp("ANON_KEY_ASYMMETRIC");
+    // The tokens are the minted ones when they carry the state's exp; legacy keys re-signed
+    // keep their own exp and are never renewed by supakeys.
+    let minted = anon_exp == Some(state.minted.exp);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let renewal_due = minted && now >= state.minted.renew_from();
     let report = json!({
         "keys": keys,
         "legacy_hs256": match hs256 { Some(true) => "accepted", Some(false) => "rejected", None => "unknown" },
         "api_tokens": {
-            "anon_expires": token_exp("ANON_KEY_ASYMMETRIC"),
-            "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC"),
+            "anon_expires": anon_exp.map(crate::legacy::date),
+            "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC").map(crate::legacy::date),
+            "source": if minted { "minted" } else { "legacy keys re-signed" },
+            "renew_from": minted.then(|| crate::legacy::date(state.minted.renew_from())),
+            "renewal_due": renewal_due,
         },
     });
     let text = if json {
@@ -124,8 +137,18 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
                 },
             ));
         }
+        let renewal = if !minted {
+            "legacy keys re-signed: they keep their own exp".to_owned()
+        } else if renewal_due {
+            "renewal due: the next `supakeys init` renews them".to_owned()
+        } else {
+            format!(
+                "minted: `supakeys init` renews them from {}",
+                crate::legacy::date(state.minted.renew_from())
+            )
+        };
         out.push_str(&format!(
-            "legacy HS256: {}\nAPI tokens: anon expires {}, service_role expires {}\n",
+            "legacy HS256: {}\nAPI tokens: anon expires {}, service_role expires {} ({renewal})\n",
             report["legacy_hs256"].as_str().unwrap_or_default(),
             report["api_tokens"]["anon_expires"].as_str().unwrap_or("?"),
             report["api_tokens"]["service_role_expires"]

@@ -149,6 +149,11 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
             path: config.dir.join(state::FILE),
         });
     }
+    if matches!(op, Op::Init) {
+        for note in state::unused_settings(previous.as_ref(), &config) {
+            tracing::warn!("{note}");
+        }
+    }
     let (mut state, changes) = state::reconcile(previous, &config)?;
     for change in &changes {
         match change {
@@ -173,6 +178,18 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
             Change::LegacyKeysChanged => tracing::warn!(
                 "ANON_KEY/SERVICE_ROLE_KEY changed since the last run: the API tokens follow, the signing key stays"
             ),
+            Change::TokensRenewed { why, old, new } => {
+                let why = match why {
+                    state::Renewal::Expired => "they expired",
+                    state::Renewal::Due => "less than a fifth of their lifetime was left",
+                    state::Renewal::TtlChanged => "SUPAKEYS_TOKEN_TTL differs from their lifetime",
+                };
+                tracing::warn!(
+                    old_exp = %crate::legacy::date(old.exp),
+                    new_exp = %crate::legacy::date(new.exp),
+                    "renewed the minted API tokens ({why}): services get the new ones from the files; clients holding the old ANON_KEY keep working until it expires, give them the new one (supakeys print-env)"
+                );
+            }
         }
     }
     let refused = |Refused(reason)| Error::Refused {

@@ -89,6 +89,44 @@ pub struct Minted {
     pub exp: i64,
 }
 
+/// Why minted API tokens are renewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Their `exp` has passed.
+    Expired,
+    /// Less than a fifth of their lifetime is left.
+    Due,
+    /// `SUPAKEYS_TOKEN_TTL` differs from their lifetime.
+    TtlChanged,
+}
+
+impl Minted {
+    fn new(now: i64, ttl: i64) -> Minted {
+        Minted {
+            iat: now,
+            exp: now + ttl,
+        }
+    }
+
+    /// From when `init` renews these tokens.
+    pub fn renew_from(self) -> i64 {
+        self.exp - (self.exp - self.iat) / RENEW_DIVISOR
+    }
+
+    /// Whether (and why) a run at `now` with lifetime `ttl` renews these tokens.
+    pub fn renewal(self, ttl: i64, now: i64) -> Option<Renewal> {
+        if self.exp <= now {
+            Some(Renewal::Expired)
+        } else if self.exp - self.iat != ttl {
+            Some(Renewal::TtlChanged)
+        } else if now >= self.renew_from() {
+            Some(Renewal::Due)
+        } else {
+            None
+        }
+    }
+}
+
 /// Short fingerprints of the legacy inputs, to tell an operator what changed since the last
 /// run without ever logging the values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,12 +172,23 @@ struct StateFile {
 /// One thing this run changed in the state, for the log (never carries a value).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change {
-    Generated { kid: String, alg: Algorithm },
-    Adopted { kid: String },
+    Generated {
+        kid: String,
+        alg: Algorithm,
+    },
+    Adopted {
+        kid: String,
+    },
     OpaqueGenerated(Kind),
     OpaqueAdopted(Kind),
     JwtSecretChanged,
     LegacyKeysChanged,
+    /// The minted API tokens got a new `iat`/`exp`.
+    TokensRenewed {
+        why: Renewal,
+        old: Minted,
+        new: Minted,
+    },
 }
 
 /// What a `keys` command did to the state.
@@ -323,6 +372,14 @@ impl State {
             if keys.iter().any(|k: &StoredKey| k.kid == kid) {
                 return Err(bad(format!("duplicate kid {kid}")));
             }
+            for (name, time) in [
+                ("created_at", record.created_at),
+                ("changed_at", record.changed_at),
+            ] {
+                if !(0..=MAX_TIME).contains(&time) {
+                    return Err(bad(format!("{name} is not a time between 1970 and 9999")));
+                }
+            }
             keys.push(StoredKey {
                 kid,
                 alg,
@@ -359,6 +416,33 @@ impl State {
         if file.minted.exp <= file.minted.iat {
             return Err(Error::state(path, "minted.exp is not after minted.iat"));
         }
+        if !(0..=MAX_TIME).contains(&file.minted.iat)
+            || !(0..=MAX_TIME).contains(&file.minted.exp)
+            || file.minted.exp - file.minted.iat > MAX_TTL_SECS
+        {
+            return Err(Error::state(
+                path,
+                "minted.iat and minted.exp must be times between 1970 and 9999, at most 100 years apart",
+            ));
+        }
+        let fingerprint_ok = |f: &str| {
+            f.len() == 16
+                && f.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let inputs = &file.inputs;
+        if !fingerprint_ok(&inputs.jwt_secret)
+            || !inputs.anon_key.as_deref().is_none_or(fingerprint_ok)
+            || !inputs
+                .service_role_key
+                .as_deref()
+                .is_none_or(fingerprint_ok)
+        {
+            return Err(Error::state(
+                path,
+                "inputs holds a fingerprint that is not 16 hexadecimal digits",
+            ));
+        }
         Ok(State {
             keys,
             publishable_key: Secret::new(file.publishable_key),
@@ -393,6 +477,60 @@ impl State {
         bytes.push(b'\n');
         Zeroizing::new(bytes)
     }
+}
+
+/// The settings of this `init` that an existing state cannot apply, each as a sentence
+/// saying what applies and what to run instead (a warning: the run itself succeeds).
+pub fn unused_settings(previous: Option<&State>, config: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    let requested = &config.requested;
+    if let (Some(origin), Some(_)) = (&requested.token_ttl, &config.legacy.keys) {
+        notes.push(format!(
+            "{origin} does not apply: the API tokens are ANON_KEY and SERVICE_ROLE_KEY re-signed, which keep their own exp; unset it, or unset both legacy keys to have supakeys mint tokens"
+        ));
+    }
+    let Some(state) = previous else {
+        return notes;
+    };
+    let current = state.current();
+    let alg = match config.key_spec {
+        KeySpec::Es256 => Algorithm::Es256,
+        KeySpec::Rs256 { .. } => Algorithm::Rs256,
+    };
+    let standby = |how: &str| {
+        format!(
+            "to move to such a key without logging anyone out, run `supakeys keys standby {how}`, restart what it prints, wait 10 minutes, then `supakeys keys rotate` (README: Rotating keys)"
+        )
+    };
+    if let Some(origin) = &requested.alg
+        && alg != current.algorithm()
+    {
+        notes.push(format!(
+            "{origin}={} applies to newly generated keys only; the current key {} is {}: {}",
+            alg.as_str(),
+            current.kid(),
+            current.algorithm().as_str(),
+            standby(&format!("--alg {}", alg.as_str()))
+        ));
+    }
+    if let (Some((origin, bits)), Some(current_bits)) = (&requested.rsa_bits, current.rsa_bits())
+        && *bits != current_bits
+    {
+        notes.push(format!(
+            "{origin}={bits} applies to newly generated keys only; the current key {} has {current_bits} bits: {}",
+            current.kid(),
+            standby(&format!("--alg RS256 --rsa-bits {bits}"))
+        ));
+    }
+    if let (Some(origin), Some(kid)) = (&requested.kid, &config.kid)
+        && kid != current.kid()
+    {
+        notes.push(format!(
+            "{origin}={kid} names a newly generated key only; the current key is {} and keeps its kid. Remove the setting, or use it with `supakeys keys standby` to name a new key",
+            current.kid()
+        ));
+    }
+    notes
 }
 
 fn field(kind: Kind) -> &'static str {
@@ -476,6 +614,19 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
             {
                 changes.push(Change::LegacyKeysChanged);
             }
+            // Minted tokens are only used without legacy keys (those keep their own exp).
+            let minted = match previous.minted.renewal(config.token_ttl, config.now) {
+                Some(why) if config.legacy.keys.is_none() => {
+                    let new = Minted::new(config.now, config.token_ttl);
+                    changes.push(Change::TokensRenewed {
+                        why,
+                        old: previous.minted,
+                        new,
+                    });
+                    new
+                }
+                _ => previous.minted,
+            };
             State {
                 publishable_key: opaque_key(
                     Kind::Publishable,
@@ -490,7 +641,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                     &mut changes,
                 )?,
                 keys: previous.keys,
-                minted: previous.minted,
+                minted,
                 inputs,
             }
         }
@@ -525,10 +676,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                     &mut changes,
                 )?,
                 secret_key: opaque_key(Kind::Secret, &config.secret_key, None, &mut changes)?,
-                minted: Minted {
-                    iat: config.now,
-                    exp: config.now + config.token_ttl,
-                },
+                minted: Minted::new(config.now, config.token_ttl),
                 inputs,
             }
         }
