@@ -121,7 +121,22 @@ fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
     let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let mut validation = Validation::new(header.alg);
     validation.validate_aud = false;
-    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    // RFC 7519 NumericDates may be fractional (jsonwebtoken reads integers only): the
+    // expiry is compared here as a number.
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .map_err(|e| e.to_string())?
+        .claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    match claims.get("exp").and_then(serde_json::Value::as_f64) {
+        None => Err("it has no numeric exp claim".into()),
+        Some(exp) if exp <= now => Err(format!(
+            "it expired on {} (run `supakeys init`: it renews minted tokens)",
+            crate::legacy::date(exp as i64)
+        )),
+        Some(_) => Ok(()),
+    }
 }
