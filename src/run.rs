@@ -55,9 +55,28 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
+/// Standard error for the log, ignoring write errors: a log reader that went away (a
+/// closed pipe, `2>&1 | head -1`) must never stop or abort a run. Rust ignores SIGPIPE, so
+/// such a write fails with EPIPE; tracing-subscriber would report that with `eprintln!`,
+/// which panics on the same closed stderr, so its internal error log is off as well.
+struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn init_logging(format: LogFormat, level: tracing::Level) {
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false)
         .with_max_level(level)
         .with_target(false);
     match format {
