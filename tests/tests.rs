@@ -3,6 +3,7 @@
 mod support;
 
 mod errors;
+mod hardening;
 mod init;
 mod kong_template;
 mod lifecycle;

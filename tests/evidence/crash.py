@@ -27,13 +27,19 @@ from lib import (
 )
 
 KILL_SYSCALLS = ["rename", "renameat", "renameat2", "fsync", "fdatasync", "write", "openat"]
-FAULTS = [("rename", "EIO"), ("fsync", "EIO"), ("write", "ENOSPC"), ("fchmod", "EPERM")]
+# supakeys renames with renameat (relative to the directory's descriptor); rename is kept for
+# binaries built otherwise.
+FAULTS = [("rename", "EIO"), ("renameat", "EIO"), ("fsync", "EIO"), ("write", "ENOSPC"), ("fchmod", "EPERM"),
+          ("fchown", "EPERM")]
+# Calls made only before the first rename (issue 10, class 5: every fchmod and fchown is on a
+# staged file): a failure there must leave the directory exactly as it was.
+PRE_RENAME = {"fchmod", "fchown", "write"}
 
 
 def count_calls(env, d, args=()):
     """How many times one uninterrupted run makes each syscall (the crash points)."""
     p = subprocess.run(
-        ["strace", "-f", "-qq", "-c", "-e", "trace=" + ",".join(KILL_SYSCALLS + ["fchmod"]),
+        ["strace", "-f", "-qq", "-c", "-e", "trace=" + ",".join(KILL_SYSCALLS + ["fchmod", "fchown"]),
          "--", os.environ["SUPAKEYS_BIN"], *args],
         env=env, capture_output=True, text=True,
     )
@@ -114,12 +120,19 @@ def scenario(t, work, name, initial_env, crash_env):
     points += [(s, n, err) for s, err in FAULTS for n in range(1, counts.get(s, 0) + 1)]
     for syscall, n, how in points:
         copy_dir(base, d)
+        pre = snapshot(d)
         env = dict(crash_env, SUPAKEYS_DIR=d)
         where = f"crash[{name}] {syscall}#{n} {how}"
         res = run(env, prefix=inject(syscall, n, how))
         tried += 1
         secrets = secrets_in(d, env) | secrets_in(base, env)
         check_crashed_run(t, where, res, how, d, secrets)
+        # The last fsync is the directory's, after the renames; every other one is a staged file's.
+        before_renames = (syscall in PRE_RENAME or (syscall == "fsync" and n < counts.get("fsync", 0))
+                          or (syscall.startswith("rename") and n == 1))
+        if how != "kill" and res.code == 4 and before_renames:
+            t.check(snapshot(d) == pre, f"{where}: a failure before the first rename changed nothing",
+                    f"{pre} -> {snapshot(d)}")
         if new is not None:
             now = file_hashes(d)
             mixed = [f for f in MANAGED if now.get(f) not in (old.get(f), new.get(f))]
