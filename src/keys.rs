@@ -104,7 +104,11 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
         "api_tokens": {
             "anon_expires": anon_exp.map(crate::legacy::date),
             "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC").map(crate::legacy::date),
-            "source": if minted { "minted" } else { "legacy keys re-signed" },
+            "source": match (anon_exp, minted) {
+                (None, _) => "unknown",
+                (_, true) => "minted",
+                (_, false) => "legacy keys re-signed",
+            },
             "renew_from": minted.then(|| crate::legacy::date(state.minted.renew_from())),
             "renewal_due": renewal_due,
         },
@@ -137,7 +141,9 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
                 },
             ));
         }
-        let renewal = if !minted {
+        let renewal = if anon_exp.is_none() {
+            "supabase.env is missing or has no token: run `supakeys init`".to_owned()
+        } else if !minted {
             "legacy keys re-signed: they keep their own exp".to_owned()
         } else if renewal_due {
             "renewal due: the next `supakeys init` renews them".to_owned()
