@@ -338,7 +338,7 @@ fn print_env(inputs: &Inputs, also_init: bool) -> Result<()> {
     let dir_path = inputs.dir();
     let dir = Dir::open(&dir_path)?;
     let bytes = dir
-        .read("supabase.env", crate::store::MAX_MANAGED_BYTES)?
+        .read_to_show("supabase.env", crate::store::MAX_MANAGED_BYTES)?
         .ok_or(Error::NoState {
             path: dir_path.join("supabase.env"),
         })?;

@@ -324,6 +324,20 @@ impl Dir {
         }
     }
 
+    /// Reads a managed file whose bytes go to the output (`print-env`): like [`Dir::read`],
+    /// and it must have a single link. supakeys writes every file with one; a second link
+    /// may be a hard link someone made to a file outside the directory, which a root run
+    /// would otherwise print.
+    pub fn read_to_show(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        match self.open_file(name)? {
+            Some((_, meta)) if meta.nlink() != 1 => Err(Error::NotARegularFile {
+                path: self.path.join(name),
+                what: "a file with more than one hard link",
+            }),
+            _ => self.read(name, limit),
+        }
+    }
+
     /// What a directory entry is, without following it; `None` when it does not exist.
     pub fn entry(&self, name: &str) -> Result<Option<Entry>> {
         match rustix::fs::statat(self.handle.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW) {

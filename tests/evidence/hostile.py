@@ -212,6 +212,19 @@ def special_at(name, kind):
     return prepare
 
 
+def hard_link(name):
+    """Replaces a managed file with a hard link to a root-only file outside the directory
+    (where fs.protected_hardlinks is off, the directory's owner can make one)."""
+    def prepare(c):
+        outside = os.path.join(c.work, "outside-secret")
+        with open(outside, "w") as f:
+            f.write("NAME='outside content'\n")
+        os.chmod(outside, 0o600)
+        os.remove(os.path.join(c.d, name))
+        os.link(outside, os.path.join(c.d, name))
+    return prepare
+
+
 def fifo_input(var, via_link=False):
     """An input file (kong template, env file) that is a FIFO with no writer."""
     def prepare(c):
@@ -456,6 +469,8 @@ CASES = [
      ["supabase.env", "FIFO"]),
     ("print-env with supabase.env a symlink", True, symlink("supabase.env", "file"), ["print-env"], 4,
      ["supabase.env", "symlink"]),
+    ("print-env with supabase.env hard-linked to a file outside", True, hard_link("supabase.env"), ["print-env"], 4,
+     ["supabase.env", "hard link"]),
     # Class 9: input files that are not regular files, or too large.
     ("kong template is a FIFO", False, fifo_input("SUPAKEYS_KONG_TEMPLATE"), [], 2, ["input.fifo", "FIFO"]),
     ("kong template is a symlink to a FIFO", False, fifo_input("SUPAKEYS_KONG_TEMPLATE", True), [], 2,
