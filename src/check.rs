@@ -43,8 +43,9 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
                     ));
                 }
                 // The services run as the directory's owner (uid 1000 in the image): a file
-                // of another uid may be unreadable to them (auth.env is 0600).
-                if e.owner.uid != owner.uid {
+                // of another uid may be unreadable to them (auth.env is 0600). A root-owned
+                // directory says nothing about the services' uid.
+                if owner.uid != 0 && e.owner.uid != owner.uid {
                     problems.push(format!(
                         "{name} belongs to uid {}, the directory to uid {}; run `supakeys init` as uid {} or as root to give it to the directory's owner",
                         e.owner.uid, owner.uid, owner.uid

@@ -274,7 +274,7 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
 /// A run that cannot give its files to the directory's owner says so: services running as
 /// that owner (GoTrue as uid 1000 in the image) cannot read the 0600 files it writes.
 fn warn_about_owner(dir: &Dir) {
-    if dir.file_owner().is_none() {
+    if dir.foreign_run() {
         let owner = dir.owner().uid;
         tracing::warn!(
             dir = %dir.path().display(),

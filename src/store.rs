@@ -220,12 +220,19 @@ impl Dir {
         self.owner
     }
 
-    /// The owner the managed files should have, and whether this process can give it to
-    /// them: root can (`fchown`), the directory's owner is it already; any other uid writes
-    /// files that belong to itself.
+    /// The owner every managed file must have, when supakeys enforces one: the directory's
+    /// owner when that is not root (the services run as that uid, GoTrue as 1000 in the
+    /// image, and must read the 0600 files) and this process can give files to it (root
+    /// with `fchown`, or that uid itself). In a root-owned directory the owners are the
+    /// operator's arrangement: a rewritten file keeps its owner, a new one is this uid's.
     pub fn file_owner(&self) -> Option<Owner> {
         let uid = effective_uid();
-        (uid == 0 || uid == self.owner.uid).then_some(self.owner)
+        (self.owner.uid != 0 && (uid == 0 || uid == self.owner.uid)).then_some(self.owner)
+    }
+
+    /// Whether this run writes files that the directory's (non-root) owner may not read.
+    pub fn foreign_run(&self) -> bool {
+        self.owner.uid != 0 && self.file_owner().is_none()
     }
 
     /// Takes the exclusive lock (an advisory lock on the directory itself, so no lock file
@@ -386,7 +393,7 @@ impl Dir {
         let mut to_write: Vec<(&PlannedFile, Fix)> = Vec::new();
         for file in plan {
             let fix = match self.open_file(file.name)? {
-                None => Fix::Content,
+                None => Fix::Content(None),
                 Some((existing, meta)) => {
                     let path = self.path.join(file.name);
                     let same_bytes = meta.len() == file.bytes.len() as u64
@@ -396,10 +403,14 @@ impl Dir {
                     let owner_right = owner.is_none_or(|o| {
                         meta.uid() == o.uid && (effective_uid() != 0 || meta.gid() == o.gid)
                     });
+                    let current = Owner {
+                        uid: meta.uid(),
+                        gid: meta.gid(),
+                    };
                     if !same_bytes {
-                        Fix::Content
+                        Fix::Content(Some(current))
                     } else if meta.permissions().mode() & 0o7777 != file.mode {
-                        Fix::Mode
+                        Fix::Mode(current)
                     } else if !owner_right {
                         Fix::Owner
                     } else {
@@ -412,7 +423,15 @@ impl Dir {
         }
         let mut staged: Vec<(String, &PlannedFile, Fix)> = Vec::new();
         for (file, fix) in to_write {
-            match self.stage(file, owner) {
+            // A root run gives the file the enforced owner, else keeps the owner of the
+            // file it replaces; a new file in a root-owned directory stays root's.
+            let give = match (owner, fix) {
+                (Some(o), _) => Some(o),
+                (None, Fix::Content(current)) => current,
+                (None, Fix::Mode(current)) => Some(current),
+                (None, Fix::Owner) => None,
+            };
+            match self.stage(file, give) {
                 Ok(temp) => staged.push((temp, file, fix)),
                 Err(e) => {
                     for (temp, ..) in &staged {
@@ -440,8 +459,8 @@ impl Dir {
                 return Err(Error::io("replace", self.path.join(file.name), e.into()));
             }
             match fix {
-                Fix::Content => applied.written.push(file.name),
-                Fix::Mode => applied.mode_fixed.push(file.name),
+                Fix::Content(_) => applied.written.push(file.name),
+                Fix::Mode(_) => applied.mode_fixed.push(file.name),
                 Fix::Owner => applied.owner_fixed.push(file.name),
             }
         }
@@ -454,7 +473,7 @@ impl Dir {
     }
 
     /// Writes `file` to a new temporary file in the directory, synced, with its final mode
-    /// and (when this process can give it) the directory's owner; returns its name.
+    /// and, in a root run, `owner`; returns its name.
     fn stage(&self, file: &PlannedFile, owner: Option<Owner>) -> Result<String> {
         let mut suffix = [0u8; 6];
         crate::fill_random(&mut suffix)?;
@@ -493,10 +512,10 @@ impl Dir {
     }
 }
 
-/// Why a planned file is staged.
+/// Why a planned file is staged, with the owner of the file it replaces.
 #[derive(Clone, Copy)]
 enum Fix {
-    Content,
-    Mode,
+    Content(Option<Owner>),
+    Mode(Owner),
     Owner,
 }

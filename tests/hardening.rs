@@ -585,28 +585,56 @@ fn a_root_run_gives_the_files_to_the_directory_owner() {
 
 #[test]
 fn a_run_that_cannot_match_the_directory_owner_says_so() {
+    use std::os::unix::fs::PermissionsExt;
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
     let t = Test::new();
-    std::fs::set_permissions(
-        t.scratch(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(&t.dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(t.scratch(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&t.dir, Some(1001), Some(1001)).unwrap();
+    std::fs::set_permissions(&t.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let out = output(as_uid(&t, 1000));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("the directory belongs to uid 0 but this run is uid 1000"),
+            .contains("the directory belongs to uid 1001 but this run is uid 1000"),
         "{}",
         out.stderr
     );
-    t.clone_args(&["check"])
-        .run()
-        .fails_with(6, "state.json belongs to uid 1000, the directory to uid 0");
+    t.clone_args(&["check"]).run().fails_with(
+        6,
+        "state.json belongs to uid 1000, the directory to uid 1001",
+    );
+}
+
+/// In a root-owned directory the owners are the operator's arrangement (say, files given
+/// to GoTrue's uid by hand): a root run keeps them, also on the files it rewrites.
+#[test]
+fn a_root_run_in_a_root_directory_keeps_the_owners_it_finds() {
+    use std::os::unix::fs::MetadataExt;
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut t = Test::new();
+    t.run().success();
+    for entry in std::fs::read_dir(&t.dir).unwrap() {
+        std::os::unix::fs::chown(entry.unwrap().path(), Some(1000), Some(1000)).unwrap();
+    }
+    t.env(
+        "JWT_SECRET",
+        "another-secret-that-is-also-at-least-32-characters",
+    );
+    let out = t.run();
+    out.success();
+    assert!(!out.stderr.contains("belongs to uid"), "{}", out.stderr);
+    for entry in std::fs::read_dir(&t.dir).unwrap() {
+        let entry = entry.unwrap();
+        let m = entry.metadata().unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 1000), "{:?}", entry.file_name());
+    }
+    t.clone_args(&["check"]).run().success();
 }
 
 // Class 5: a mode fix-up after the renames could fail the run after files were replaced.

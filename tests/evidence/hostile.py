@@ -253,6 +253,11 @@ def chown_all(c, uid):
         os.chown(os.path.join(c.d, n), uid, uid)
 
 
+def foreign_kong_yml(c):
+    chown_all(c, 1000)
+    os.chown(os.path.join(c.d, "kong.yml"), 65534, 65534)
+
+
 def foreign_auth_env(c):
     # The directory and its files belong to nobody, but auth.env (0600) to root: nobody
     # cannot read it. The run must stop before renaming anything.
@@ -569,8 +574,8 @@ CASES = [
      both_legacy(lambda: hs256({"role": "anon", "iss": "supabase", "iat": 1, "nbf": [], "exp": 4102444800}, SECRET),
                  now_key("service_role")), [], 2, ["ANON_KEY", "nbf"]),
     # Class 4: owners.
-    ("check of a file of another uid", True, lambda c: os.chown(os.path.join(c.d, "kong.yml"), 65534, 65534),
-     ["check"], 6, ["kong.yml belongs to uid 65534"]),
+    ("check of a file of another uid (directory of uid 1000)", True, foreign_kong_yml, ["check"], 6,
+     ["kong.yml belongs to uid 65534, the directory to uid 1000"]),
     ("root 0600 auth.env in a directory of nobody, run as nobody", True, foreign_auth_env, [], 4,
      ["auth.env", "belongs to uid 0"]),
 ]
