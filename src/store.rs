@@ -162,6 +162,12 @@ impl std::fmt::Display for InputProblem {
 /// secrets are mounted as links). Refuses anything but a regular file before reading a
 /// byte, and anything longer than `limit`: a FIFO without a writer would block forever.
 pub fn read_input(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, InputProblem> {
+    // Look before opening: opening some devices has effects of its own (a watchdog starts,
+    // a tape rewinds). The descriptor is checked again below: the path may change between.
+    let meta = std::fs::metadata(path).map_err(InputProblem::Open)?;
+    if !meta.is_file() {
+        return Err(InputProblem::NotAFile(Kind::of(meta.file_type())));
+    }
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
