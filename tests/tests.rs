@@ -3,7 +3,9 @@
 mod support;
 
 mod errors;
+mod hardening;
 mod init;
+mod kong_template;
 mod lifecycle;
 mod properties;
 mod stack;
