@@ -5,7 +5,7 @@ use crate::envfile::DotEnv;
 use crate::error::{Error, Result};
 use crate::render::{self, FILES};
 use crate::state::{self, State};
-use crate::store::Dir;
+use crate::store::{Dir, Kind, MAX_MANAGED_BYTES};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use std::path::Path;
@@ -28,21 +28,38 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
         path: dir_path.join(state::FILE),
     })?;
     let mut problems = Vec::new();
+    let owner = dir.owner();
     for (name, mode) in FILES {
-        match dir.mode(name)? {
+        match dir.entry(name)? {
             // kong.yml exists only where a kong template is configured.
             None if name == render::KONG_FILE => {}
             None => problems.push(format!("{name} is missing")),
-            Some(m) if m != mode => {
-                problems.push(format!("{name} has mode {m:04o}, expected {mode:04o}"));
+            Some(e) if e.kind != Kind::File => {
+                problems.push(format!("{name} is {}", e.kind.describe()));
             }
-            Some(_) => {}
+            Some(e) => {
+                if e.mode != mode {
+                    problems.push(format!(
+                        "{name} has mode {:04o}, expected {mode:04o}",
+                        e.mode
+                    ));
+                }
+                // The services run as the directory's owner (uid 1000 in the image): a file
+                // of another uid may be unreadable to them (auth.env is 0600). A root-owned
+                // directory says nothing about the services' uid.
+                if owner.uid != 0 && e.owner.uid != owner.uid {
+                    problems.push(format!(
+                        "{name} belongs to uid {}, the directory to uid {}; run `supakeys init` as uid {} or as root to give it to the directory's owner",
+                        e.owner.uid, owner.uid, owner.uid
+                    ));
+                }
+            }
         }
     }
     if let Some(config) = config {
         let (expected, _) = state::reconcile(Some(state), config)?;
         for file in render::plan(config, &expected)? {
-            if let Some(actual) = dir.read(file.name)?
+            if let Some(actual) = dir.read(file.name, MAX_MANAGED_BYTES)?
                 && actual[..] != file.bytes[..]
             {
                 problems.push(format!(
@@ -61,7 +78,7 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
 /// Every API token in the env files must verify against `jwt_jwks.json`.
 fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let Some(jwks) = dir.read("jwt_jwks.json")? else {
+    let Some(jwks) = dir.read("jwt_jwks.json", MAX_MANAGED_BYTES)? else {
         return Ok(problems);
     };
     let Ok(set) = serde_json::from_slice::<JwkSet>(&jwks) else {
@@ -69,7 +86,7 @@ fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
         return Ok(problems);
     };
     for (file, variable) in TOKENS {
-        let Some(bytes) = dir.read(file)? else {
+        let Some(bytes) = dir.read(file, MAX_MANAGED_BYTES)? else {
             continue;
         };
         let Ok(env) = DotEnv::parse(&String::from_utf8_lossy(&bytes)) else {
@@ -107,7 +124,22 @@ fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
     let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let mut validation = Validation::new(header.alg);
     validation.validate_aud = false;
-    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    // RFC 7519 NumericDates may be fractional (jsonwebtoken reads integers only): the
+    // expiry is compared here as a number.
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .map_err(|e| e.to_string())?
+        .claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    match claims.get("exp").and_then(serde_json::Value::as_f64) {
+        None => Err("it has no numeric exp claim".into()),
+        Some(exp) if exp <= now => Err(format!(
+            "it expired on {} (run `supakeys init`: it renews minted tokens)",
+            crate::legacy::date(exp as i64)
+        )),
+        Some(_) => Ok(()),
+    }
 }

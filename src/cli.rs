@@ -3,10 +3,49 @@
 //! Secrets (`JWT_SECRET`, legacy keys, opaque keys, `JWT_KEYS`, `DASHBOARD_PASSWORD`) have
 //! no flag: flags show up in `ps`. They are read from the environment or the env file in
 //! [`crate::config`].
+//!
+//! Every value is taken as an `OsString` and decoded in [`crate::config`], which can then
+//! name the flag or variable whose value is not UTF-8 (clap's own message names neither).
+//! [`parse`] also records which settings were given as flags, so that an error names
+//! `--alg` rather than `SUPAKEYS_ALG` when the value came from the command line.
 
 use crate::secret::Secret;
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
+
+/// Parses the process's command line (exits with clap's message and code 2 on a bad one).
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os())
+}
+
+/// Parses `args` like [`parse`]; for tests.
+pub fn parse_from<I, T>(args: I) -> Cli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Cli::command().get_matches_from(args);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.settings.from_command_line = from_command_line(&matches);
+    cli
+}
+
+/// The ids of the settings given on the command line, at any subcommand level (global
+/// flags may follow the subcommand).
+fn from_command_line(matches: &ArgMatches) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut level = Some(matches);
+    while let Some(m) = level {
+        for id in m.ids() {
+            if m.value_source(id.as_str()) == Some(ValueSource::CommandLine) {
+                ids.push(id.as_str().to_owned());
+            }
+        }
+        level = m.subcommand().map(|(_, sub)| sub);
+    }
+    ids
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,13 +87,14 @@ pub enum Command {
 }
 
 /// `supakeys doctor`: one HTTP request per check; nothing is changed unless
-/// --sign-in-anonymously asks for an anonymous user.
+/// --sign-in-anonymously asks for an anonymous user. Values are decoded in
+/// [`crate::doctor`], which names the flag of a value that is not UTF-8.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Base URL of the API gateway [default: http://api-gw:8000, its name inside the compose
     /// network]. From the host, pass the public URL (https:// needs a build with `--features tls`).
     #[arg(long, env = "SUPAKEYS_DOCTOR_URL", value_name = "URL")]
-    pub url: Option<String>,
+    pub url: Option<OsString>,
     /// A signed-in user's access token, to check which key Auth signs with (never printed).
     /// Prefer SUPAKEYS_ACCESS_TOKEN (flags show up in `ps`); `-` reads it from standard input.
     #[arg(
@@ -70,12 +110,12 @@ pub struct DoctorArgs {
     /// doctor makes, and only when asked).
     #[arg(long)]
     pub sign_in_anonymously: bool,
-    /// `text` for people, `json` for scripts.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    /// `text` for people, `json` for scripts [default: text].
+    #[arg(long, value_name = "text|json")]
+    pub format: Option<OsString>,
     /// Seconds to wait for each answer: a number, or with s or m [default: 5].
     #[arg(long, env = "SUPAKEYS_DOCTOR_TIMEOUT", value_name = "SECONDS")]
-    pub timeout: Option<String>,
+    pub timeout: Option<OsString>,
 }
 
 /// Keeps a secret flag value out of `Debug` output from the moment it is parsed.
@@ -88,9 +128,9 @@ pub enum KeysCommand {
     /// Each key with its status and dates, legacy HS256 on/off, API token expiry.
     #[command(visible_alias = "status")]
     List {
-        /// `table` for people, `json` for scripts.
-        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-        format: String,
+        /// `table` for people, `json` for scripts [default: table].
+        #[arg(long, value_name = "table|json")]
+        format: Option<OsString>,
     },
     /// Generate a key that every verifier publishes but nothing signs with yet.
     Standby,
@@ -103,8 +143,9 @@ pub enum KeysCommand {
     },
     /// Remove a previous or standby key from every JWKS and drop its private part.
     Revoke {
-        /// The kid of the key to revoke.
-        kid: String,
+        /// The kid of the key to revoke (its own clap id: `--kid` is the kid of a new key).
+        #[arg(id = "revoke_kid", value_name = "KID")]
+        kid: OsString,
     },
 }
 
@@ -114,19 +155,19 @@ pub enum KeysCommand {
 pub struct Settings {
     /// Dotenv file read before anything else; variables already in the environment win.
     #[arg(long, global = true, env = "SUPAKEYS_ENV_FILE", value_name = "PATH")]
-    pub env_file: Option<PathBuf>,
+    pub env_file: Option<OsString>,
     /// The shared keys directory [default: /keys].
     #[arg(long, global = true, env = "SUPAKEYS_DIR", value_name = "DIR")]
-    pub dir: Option<String>,
+    pub dir: Option<OsString>,
     /// Algorithm of a newly generated key: ES256 or RS256 [default: ES256].
     #[arg(long, global = true, env = "SUPAKEYS_ALG")]
-    pub alg: Option<String>,
+    pub alg: Option<OsString>,
     /// RSA modulus size for RS256: 2048, 3072 or 4096 [default: 2048].
     #[arg(long, global = true, env = "SUPAKEYS_RSA_BITS")]
-    pub rsa_bits: Option<String>,
+    pub rsa_bits: Option<OsString>,
     /// Key id of a newly generated key [default: a random UUID v4].
     #[arg(long, global = true, env = "SUPAKEYS_KID")]
-    pub kid: Option<String>,
+    pub kid: Option<OsString>,
     /// `keep`: services keep the legacy ANON_KEY/SERVICE_ROLE_KEY; `resign`: the re-signed
     /// asymmetric tokens replace them [default: keep].
     #[arg(
@@ -135,7 +176,7 @@ pub struct Settings {
         env = "SUPAKEYS_LEGACY_API_KEYS",
         value_name = "MODE"
     )]
-    pub legacy_api_keys: Option<String>,
+    pub legacy_api_keys: Option<OsString>,
     /// `accept`: verifiers keep accepting legacy HS256 tokens; `reject`: the legacy secret
     /// leaves every key set [default: accept].
     #[arg(
@@ -144,7 +185,7 @@ pub struct Settings {
         env = "SUPAKEYS_LEGACY_HS256",
         value_name = "MODE"
     )]
-    pub legacy_hs256: Option<String>,
+    pub legacy_hs256: Option<OsString>,
     /// A kong.yml template with $NAME placeholders [default: the built-in template].
     #[arg(
         long,
@@ -152,7 +193,7 @@ pub struct Settings {
         env = "SUPAKEYS_KONG_TEMPLATE",
         value_name = "PATH"
     )]
-    pub kong_template: Option<String>,
+    pub kong_template: Option<OsString>,
     /// Lifetime of newly minted API tokens: seconds, or a number with s, m, h, d or y [default: 5y].
     #[arg(
         long,
@@ -160,7 +201,7 @@ pub struct Settings {
         env = "SUPAKEYS_TOKEN_TTL",
         value_name = "DURATION"
     )]
-    pub token_ttl: Option<String>,
+    pub token_ttl: Option<OsString>,
     /// Seconds to wait for another supakeys holding the directory lock [default: 60].
     #[arg(
         long,
@@ -168,7 +209,7 @@ pub struct Settings {
         env = "SUPAKEYS_LOCK_TIMEOUT",
         value_name = "SECONDS"
     )]
-    pub lock_timeout: Option<String>,
+    pub lock_timeout: Option<OsString>,
     /// Log format: text or json [default: text].
     #[arg(
         long,
@@ -176,14 +217,18 @@ pub struct Settings {
         env = "SUPAKEYS_LOG_FORMAT",
         value_name = "FORMAT"
     )]
-    pub log_format: Option<String>,
+    pub log_format: Option<OsString>,
     /// Log level: error, warn, info, debug or trace [default: info].
     #[arg(long, global = true, env = "SUPAKEYS_LOG_LEVEL", value_name = "LEVEL")]
-    pub log_level: Option<String>,
+    pub log_level: Option<OsString>,
     /// Public URL of Auth, used for Kong's OAuth metadata route (e.g. https://example.com/auth/v1).
     #[arg(long, global = true, env = "JWT_ISSUER", value_name = "URL")]
-    pub jwt_issuer: Option<String>,
+    pub jwt_issuer: Option<OsString>,
     /// Studio's basic-auth user name, for the kong template.
     #[arg(long, global = true, env = "DASHBOARD_USERNAME", value_name = "NAME")]
-    pub dashboard_username: Option<String>,
+    pub dashboard_username: Option<OsString>,
+    /// The clap ids (field names) of the settings given as flags; the others came from
+    /// the environment. Filled by [`parse`].
+    #[arg(skip)]
+    pub from_command_line: Vec<String>,
 }

@@ -10,7 +10,9 @@ use crate::legacy::{self, Legacy};
 use crate::opaque::{self, Kind};
 use crate::secret::Secret;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_DIR: &str = "/keys";
@@ -62,60 +64,318 @@ pub struct Config {
     pub dashboard_username: Option<String>,
     pub dashboard_password: Option<Secret>,
     pub jwt_issuer: Option<String>,
+    /// Which of the settings for new keys were given rather than defaulted.
+    pub requested: Requested,
     /// The time of this run (unix seconds).
     pub now: i64,
 }
 
-/// Flags and environment, plus the env file: the raw material of a [`Config`].
-pub struct Inputs {
-    settings: Settings,
-    file: DotEnv,
+/// The settings that shape a newly generated key or newly minted tokens, when they were
+/// given explicitly: each holds where its value came from (`--alg`, `SUPAKEYS_ALG`, ...).
+/// A run on an existing state says which of them it cannot apply.
+#[derive(Debug, Default)]
+pub struct Requested {
+    pub alg: Option<String>,
+    /// With the modulus size given.
+    pub rsa_bits: Option<(String, usize)>,
+    pub kid: Option<String>,
+    pub token_ttl: Option<String>,
 }
 
-fn non_empty(value: Option<&str>) -> Option<String> {
-    value.filter(|v| !v.is_empty()).map(str::to_owned)
+/// Where a value came from, so that a message names what the operator must change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag, e.g. `--alg`.
+    Flag(&'static str),
+    /// A variable of the process environment.
+    Env(&'static str),
+    /// A variable of the `--env-file`.
+    File { name: &'static str, path: String },
+}
+
+impl Origin {
+    /// `--alg`, `SUPAKEYS_ALG`, or `SUPAKEYS_ALG (in /path/.env)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Flag(flag) => (*flag).to_owned(),
+            Origin::Env(name) => (*name).to_owned(),
+            Origin::File { name, path } => format!("{name} (in {path})"),
+        }
+    }
+}
+
+/// A non-empty value and where it came from.
+struct Given {
+    value: Secret,
+    origin: Origin,
+}
+
+/// A setting: its variable, its flag, and its clap id (the field of [`Settings`]).
+struct Def {
+    env: &'static str,
+    flag: &'static str,
+    id: &'static str,
+}
+
+const fn def(env: &'static str, flag: &'static str, id: &'static str) -> Def {
+    Def { env, flag, id }
+}
+
+const SETTINGS: [Def; 14] = [
+    def("SUPAKEYS_ENV_FILE", "--env-file", "env_file"),
+    def("SUPAKEYS_DIR", "--dir", "dir"),
+    def("SUPAKEYS_ALG", "--alg", "alg"),
+    def("SUPAKEYS_RSA_BITS", "--rsa-bits", "rsa_bits"),
+    def("SUPAKEYS_KID", "--kid", "kid"),
+    def(
+        "SUPAKEYS_LEGACY_API_KEYS",
+        "--legacy-api-keys",
+        "legacy_api_keys",
+    ),
+    def("SUPAKEYS_LEGACY_HS256", "--legacy-hs256", "legacy_hs256"),
+    def("SUPAKEYS_KONG_TEMPLATE", "--kong-template", "kong_template"),
+    def("SUPAKEYS_TOKEN_TTL", "--token-ttl", "token_ttl"),
+    def("SUPAKEYS_LOCK_TIMEOUT", "--lock-timeout", "lock_timeout"),
+    def("SUPAKEYS_LOG_FORMAT", "--log-format", "log_format"),
+    def("SUPAKEYS_LOG_LEVEL", "--log-level", "log_level"),
+    def("JWT_ISSUER", "--jwt-issuer", "jwt_issuer"),
+    def(
+        "DASHBOARD_USERNAME",
+        "--dashboard-username",
+        "dashboard_username",
+    ),
+];
+
+fn field<'a>(settings: &'a Settings, id: &str) -> &'a Option<OsString> {
+    match id {
+        "env_file" => &settings.env_file,
+        "dir" => &settings.dir,
+        "alg" => &settings.alg,
+        "rsa_bits" => &settings.rsa_bits,
+        "kid" => &settings.kid,
+        "legacy_api_keys" => &settings.legacy_api_keys,
+        "legacy_hs256" => &settings.legacy_hs256,
+        "kong_template" => &settings.kong_template,
+        "token_ttl" => &settings.token_ttl,
+        "lock_timeout" => &settings.lock_timeout,
+        "log_format" => &settings.log_format,
+        "log_level" => &settings.log_level,
+        "jwt_issuer" => &settings.jwt_issuer,
+        "dashboard_username" => &settings.dashboard_username,
+        other => unreachable!("no setting {other}"),
+    }
+}
+
+/// Variables with no flag (flags show up in `ps`).
+const SECRETS: [&str; 7] = [
+    "JWT_SECRET",
+    "ANON_KEY",
+    "SERVICE_ROLE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "JWT_KEYS",
+    "DASHBOARD_PASSWORD",
+];
+
+/// Kong templates are a few KiB (upstream's is 10 KiB); a larger one is refused unread.
+pub const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+/// Bounds on values copied into the output files (a key set of two RSA-4096 keys is 7 KiB).
+const MAX_PATH_BYTES: usize = 4096;
+const MAX_JWT_SECRET_BYTES: usize = 4096;
+const MAX_TOKEN_BYTES: usize = 16 << 10;
+const MAX_JWT_KEYS_BYTES: usize = 64 << 10;
+const MAX_ISSUER_BYTES: usize = 2048;
+const MAX_DASHBOARD_BYTES: usize = 1024;
+
+/// Names the whitespace a value starts or ends with, or holds, if any: copy-paste leaves
+/// newlines and carriage returns that are invisible in a message.
+pub fn stray_whitespace(value: &str) -> Option<String> {
+    let name = |c: char| match c {
+        '\n' => "a newline".to_owned(),
+        '\r' => "a carriage return".to_owned(),
+        '\t' => "a tab".to_owned(),
+        ' ' => "a space".to_owned(),
+        c => format!("the whitespace character U+{:04X}", c as u32),
+    };
+    if let Some(c) = value.chars().last().filter(|c| c.is_whitespace()) {
+        Some(format!("ends with {}", name(c)))
+    } else if let Some(c) = value.chars().next().filter(|c| c.is_whitespace()) {
+        Some(format!("starts with {}", name(c)))
+    } else {
+        value
+            .chars()
+            .find(|c| c.is_whitespace())
+            .map(|c| format!("contains {}", name(c)))
+    }
+}
+
+/// Flags and environment, plus the env file: the raw material of a [`Config`], every value
+/// already decoded (a value that is not UTF-8 is an error naming its flag or variable).
+pub struct Inputs {
+    /// By variable name; `None` for a setting explicitly emptied with its flag (`--kid=`),
+    /// which the env file cannot fill in again.
+    values: HashMap<&'static str, Option<Given>>,
+    /// Warnings found before logging was set up (the env file is read first).
+    notes: Vec<String>,
+}
+
+fn decode(value: OsString, origin: &Origin) -> Result<String> {
+    value.into_string().map_err(|_| {
+        Error::invalid(
+            origin.describe(),
+            "is not valid UTF-8",
+            "Give it as UTF-8 text (check the encoding of the file or the shell that sets it).",
+        )
+    })
 }
 
 impl Inputs {
     pub fn load(settings: Settings) -> Result<Inputs> {
-        let file = match &settings.env_file {
-            Some(path) => DotEnv::load(path)?,
-            None => DotEnv::default(),
-        };
-        Ok(Inputs { settings, file })
+        let mut values: HashMap<&'static str, Option<Given>> = HashMap::new();
+        for d in &SETTINGS {
+            let Some(raw) = field(&settings, d.id).clone() else {
+                continue;
+            };
+            let from_flag = settings.from_command_line.iter().any(|id| id == d.id);
+            let origin = if from_flag {
+                Origin::Flag(d.flag)
+            } else {
+                Origin::Env(d.env)
+            };
+            let value = decode(raw, &origin)?;
+            if !value.is_empty() {
+                values.insert(
+                    d.env,
+                    Some(Given {
+                        value: Secret::new(value),
+                        origin,
+                    }),
+                );
+            } else if from_flag {
+                values.insert(d.env, None);
+            }
+        }
+        for name in SECRETS {
+            if let Some(raw) = std::env::var_os(name) {
+                let origin = Origin::Env(name);
+                let value = decode(raw, &origin)?;
+                if !value.is_empty() {
+                    values.insert(
+                        name,
+                        Some(Given {
+                            value: Secret::new(value),
+                            origin,
+                        }),
+                    );
+                }
+            }
+        }
+        let mut notes = Vec::new();
+        if let Some(Some(given)) = values.get("SUPAKEYS_ENV_FILE") {
+            check_path(given)?;
+            let path = PathBuf::from(given.value.expose());
+            let file = DotEnv::load(&path)?;
+            if file.had_bom() {
+                notes.push(format!(
+                    "the env file {} starts with a UTF-8 byte order mark; supakeys ignores it, but other readers of the file may not (save it without a BOM)",
+                    path.display()
+                ));
+            }
+            let names = SETTINGS
+                .iter()
+                .map(|d| d.env)
+                .filter(|n| *n != "SUPAKEYS_ENV_FILE")
+                .chain(SECRETS);
+            for name in names {
+                if values.contains_key(name) {
+                    continue;
+                }
+                if let Some(value) = file.get(name).filter(|v| !v.is_empty()) {
+                    let origin = Origin::File {
+                        name,
+                        path: path.display().to_string(),
+                    };
+                    values.insert(
+                        name,
+                        Some(Given {
+                            value: Secret::new(value),
+                            origin,
+                        }),
+                    );
+                }
+            }
+        }
+        for name in ["SUPAKEYS_DIR", "SUPAKEYS_KONG_TEMPLATE"] {
+            if let Some(Some(given)) = values.get(name) {
+                check_path(given)?;
+            }
+        }
+        Ok(Inputs { values, notes })
     }
 
-    /// A setting: flag or process environment first, then the env file.
-    fn setting(&self, given: &Option<String>, name: &str) -> Option<String> {
-        non_empty(given.as_deref()).or_else(|| non_empty(self.file.get(name)))
+    /// Warnings found while loading, to log once logging is set up.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    fn given(&self, name: &str) -> Option<&Given> {
+        self.values.get(name).and_then(Option::as_ref)
+    }
+
+    /// A setting's value, if given (flag, environment, then env file).
+    fn setting(&self, name: &str) -> Option<&str> {
+        self.given(name).map(|g| g.value.expose())
+    }
+
+    /// Where a setting came from, for a message; its variable name when it was not given.
+    fn origin(&self, name: &'static str) -> String {
+        self.given(name)
+            .map(|g| g.origin.describe())
+            .unwrap_or_else(|| name.to_owned())
     }
 
     /// A secret: process environment first, then the env file. Never a flag.
     pub(crate) fn secret(&self, name: &str) -> Option<Secret> {
-        non_empty(std::env::var(name).ok().as_deref())
-            .or_else(|| non_empty(self.file.get(name)))
-            .map(Secret::new)
+        self.given(name).map(|g| g.value.clone())
+    }
+
+    /// A token-shaped secret (JWT or opaque key): such values never contain whitespace, so
+    /// whitespace around one is copy-paste residue; it is dropped with a warning.
+    pub(crate) fn token(&self, name: &'static str) -> Option<Secret> {
+        let value = self.secret(name)?;
+        let trimmed = value.expose().trim();
+        if trimmed.len() == value.expose().len() {
+            return Some(value);
+        }
+        let what = stray_whitespace(value.expose()).unwrap_or_default();
+        tracing::warn!(
+            variable = name,
+            "{name} {what}; supakeys uses the value without the surrounding whitespace (remove it from the source too)"
+        );
+        (!trimmed.is_empty()).then(|| Secret::new(trimmed))
     }
 
     pub fn dir(&self) -> PathBuf {
-        PathBuf::from(
-            self.setting(&self.settings.dir, "SUPAKEYS_DIR")
-                .unwrap_or_else(|| DEFAULT_DIR.into()),
-        )
+        PathBuf::from(self.setting("SUPAKEYS_DIR").unwrap_or(DEFAULT_DIR))
     }
 
     pub fn has_jwt_secret(&self) -> bool {
-        self.secret("JWT_SECRET").is_some()
+        self.given("JWT_SECRET").is_some()
+    }
+
+    /// An error about the value of setting `name`, naming where it came from; mentions
+    /// stray whitespace, which a message cannot show.
+    fn bad(&self, name: &'static str, problem: &str, fix: &str) -> Error {
+        let problem = match self.setting(name).and_then(stray_whitespace) {
+            Some(ws) => format!("{problem} (the value {ws})"),
+            None => problem.to_owned(),
+        };
+        Error::invalid(self.origin(name), problem, fix)
     }
 
     /// A setting that takes one of a few words; the first word is the default.
-    fn choice<T: Copy>(
-        &self,
-        given: &Option<String>,
-        name: &'static str,
-        choices: &[(&str, T)],
-    ) -> Result<T> {
-        let Some(value) = self.setting(given, name) else {
+    fn choice<T: Copy>(&self, name: &'static str, choices: &[(&str, T)]) -> Result<T> {
+        let Some(value) = self.setting(name) else {
             return Ok(choices[0].1);
         };
         if let Some((_, chosen)) = choices.iter().find(|(word, _)| *word == value) {
@@ -123,76 +383,75 @@ impl Inputs {
         }
         let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
         let (last, rest) = words.split_last().expect("at least one choice");
-        Err(Error::invalid(
+        Err(self.bad(
             name,
-            format!("must be {} or {last}", rest.join(", ")),
-            format!("Unset it for {}.", words[0]),
+            &format!("must be {} or {last}", rest.join(", ")),
+            &format!("Unset it for {}.", words[0]),
         ))
     }
 
     pub fn log_format(&self) -> Result<LogFormat> {
         self.choice(
-            &self.settings.log_format,
             "SUPAKEYS_LOG_FORMAT",
             &[("text", LogFormat::Text), ("json", LogFormat::Json)],
         )
     }
 
     pub fn log_level(&self) -> Result<tracing::Level> {
-        let level = self.setting(&self.settings.log_level, "SUPAKEYS_LOG_LEVEL");
-        match level.as_deref().unwrap_or("info") {
-            "error" => Ok(tracing::Level::ERROR),
-            "warn" => Ok(tracing::Level::WARN),
-            "info" => Ok(tracing::Level::INFO),
-            "debug" => Ok(tracing::Level::DEBUG),
-            "trace" => Ok(tracing::Level::TRACE),
-            _ => Err(Error::invalid(
-                "SUPAKEYS_LOG_LEVEL",
-                "must be error, warn, info, debug or trace",
-                "Unset it for info.",
-            )),
-        }
+        use tracing::Level;
+        self.choice(
+            "SUPAKEYS_LOG_LEVEL",
+            &[
+                ("info", Level::INFO),
+                ("error", Level::ERROR),
+                ("warn", Level::WARN),
+                ("debug", Level::DEBUG),
+                ("trace", Level::TRACE),
+            ],
+        )
     }
 
     /// Validates everything an `init` needs, reading nothing but the kong template.
     pub fn config(&self, now: i64) -> Result<Config> {
-        let s = &self.settings;
-        let alg = self.setting(&s.alg, "SUPAKEYS_ALG");
-        let key_spec = match alg.as_deref().unwrap_or("ES256") {
+        let mut requested = Requested::default();
+        let alg = self.setting("SUPAKEYS_ALG");
+        if alg.is_some() {
+            requested.alg = Some(self.origin("SUPAKEYS_ALG"));
+        }
+        let key_spec = match alg.unwrap_or("ES256") {
             "ES256" => KeySpec::Es256,
             "RS256" => KeySpec::Rs256 {
                 bits: self.rsa_bits()?,
             },
             _ => {
-                return Err(Error::invalid(
+                return Err(self.bad(
                     "SUPAKEYS_ALG",
                     "must be ES256 or RS256",
                     "Unset it for ES256 (recommended).",
                 ));
             }
         };
-        if alg.as_deref() != Some("RS256")
-            && self.setting(&s.rsa_bits, "SUPAKEYS_RSA_BITS").is_some()
-        {
-            self.rsa_bits()?;
+        if self.setting("SUPAKEYS_RSA_BITS").is_some() {
+            requested.rsa_bits = Some((self.origin("SUPAKEYS_RSA_BITS"), self.rsa_bits()?));
         }
-        let kid = match self.setting(&s.kid, "SUPAKEYS_KID") {
+        let kid = match self.setting("SUPAKEYS_KID") {
             None => None,
-            Some(text) => Some(Kid::parse(&text).ok_or_else(|| {
-                Error::invalid(
-                    "SUPAKEYS_KID",
-                    "must be 1-128 characters of A-Z a-z 0-9 . _ -",
-                    "Unset it to get a random UUID.",
-                )
-            })?),
+            Some(text) => {
+                requested.kid = Some(self.origin("SUPAKEYS_KID"));
+                Some(Kid::parse(text).ok_or_else(|| {
+                    self.bad(
+                        "SUPAKEYS_KID",
+                        "must be 1-128 characters of A-Z a-z 0-9 . _ -",
+                        "Unset it to get a random UUID.",
+                    )
+                })?)
+            }
         };
         let mode = self.choice(
-            &s.legacy_api_keys,
             "SUPAKEYS_LEGACY_API_KEYS",
             &[("keep", ApiKeyMode::Keep), ("resign", ApiKeyMode::Resign)],
         )?;
         let legacy_hs256 = self.choice(
-            &s.legacy_hs256,
             "SUPAKEYS_LEGACY_HS256",
             &[
                 ("accept", LegacyHs256::Accept),
@@ -204,65 +463,98 @@ impl Inputs {
                 "SUPAKEYS_LEGACY_HS256=reject: services now use the asymmetric API tokens; clients still on the legacy ANON_KEY/SERVICE_ROLE_KEY are refused (give them the opaque sb_publishable_/sb_secret_ keys), and Studio's HS256 role-impersonation tokens stop working"
             );
         }
-        let token_ttl = match self.setting(&s.token_ttl, "SUPAKEYS_TOKEN_TTL") {
+        let token_ttl = match self.setting("SUPAKEYS_TOKEN_TTL") {
             None => DEFAULT_TTL_SECS,
-            Some(text) => parse_duration(&text).ok_or_else(|| {
-                Error::invalid(
-                    "SUPAKEYS_TOKEN_TTL",
-                    "must be a positive duration of at most 100 years, e.g. 31536000, 90d or 5y",
-                    "Unset it for 5 years.",
-                )
-            })?,
+            Some(text) => {
+                requested.token_ttl = Some(self.origin("SUPAKEYS_TOKEN_TTL"));
+                parse_duration(text).ok_or_else(|| {
+                    self.bad(
+                        "SUPAKEYS_TOKEN_TTL",
+                        "must be a positive duration of at most 100 years, e.g. 31536000, 90d or 5y",
+                        "Unset it for 5 years.",
+                    )
+                })?
+            }
         };
-        let lock_timeout = match self.setting(&s.lock_timeout, "SUPAKEYS_LOCK_TIMEOUT") {
+        let lock_timeout = match self.setting("SUPAKEYS_LOCK_TIMEOUT") {
             None => DEFAULT_LOCK_SECS,
             Some(text) => text
                 .parse::<u64>()
                 .ok()
                 .filter(|n| *n <= 3600)
                 .ok_or_else(|| {
-                    Error::invalid(
+                    self.bad(
                         "SUPAKEYS_LOCK_TIMEOUT",
                         "must be a whole number of seconds from 0 to 3600",
                         "Unset it for 60.",
                     )
                 })?,
         };
-        let legacy = legacy::validate(
-            self.secret("JWT_SECRET"),
-            self.secret("ANON_KEY"),
-            self.secret("SERVICE_ROLE_KEY"),
-            now,
-        )?;
+        let jwt_secret = self.secret("JWT_SECRET");
+        if let Some(secret) = &jwt_secret {
+            check_jwt_secret(secret)?;
+        }
+        let [anon, service] = ["ANON_KEY", "SERVICE_ROLE_KEY"].map(|name| self.token(name));
+        for (name, value) in [("ANON_KEY", &anon), ("SERVICE_ROLE_KEY", &service)] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.expose().len() > MAX_TOKEN_BYTES)
+            {
+                return Err(Error::invalid(
+                    name,
+                    format!(
+                        "is longer than {} KiB; API keys are a few hundred bytes",
+                        MAX_TOKEN_BYTES >> 10
+                    ),
+                    "Copy the key itself from your Supabase .env.",
+                ));
+            }
+        }
+        let legacy = legacy::validate(jwt_secret, anon, service, now)?;
         let publishable_key = self.opaque(Kind::Publishable)?;
         let secret_key = self.opaque(Kind::Secret)?;
         let jwt_keys = match self.secret("JWT_KEYS") {
             None => None,
-            Some(text) => adopt_jwt_keys(text.expose(), &legacy)?,
-        };
-        let jwt_issuer = match self.setting(&s.jwt_issuer, "JWT_ISSUER") {
-            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            Some(text) if text.expose().len() > MAX_JWT_KEYS_BYTES => {
                 return Err(Error::invalid(
-                    "JWT_ISSUER",
-                    "must start with http:// or https://",
-                    "Set it to the public URL of Auth, e.g. https://example.com/auth/v1, or unset it.",
+                    "JWT_KEYS",
+                    format!(
+                        "is longer than {} KiB; upstream's JWT_KEYS (one private key and the oct key) is at most a few KiB",
+                        MAX_JWT_KEYS_BYTES >> 10
+                    ),
+                    "Give the JWT_KEYS value written by upstream's add-new-auth-keys.sh, or unset it.",
                 ));
             }
-            other => other,
+            Some(text) => adopt_jwt_keys(text.expose(), &legacy)?,
         };
-        let dashboard_username = self.setting(&s.dashboard_username, "DASHBOARD_USERNAME");
-        let dashboard_password = self.secret("DASHBOARD_PASSWORD");
-        let kong = match self.setting(&s.kong_template, "SUPAKEYS_KONG_TEMPLATE") {
+        let jwt_issuer = match self.setting("JWT_ISSUER") {
             None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::KongTemplate {
-                    path: path.clone(),
-                    problem: format!(
-                        "cannot be read ({e}); check SUPAKEYS_KONG_TEMPLATE, or unset it if no Kong reads kong.yml"
-                    ),
-                })?;
-                Some(Template::parse(&path, &text)?)
+            Some(url) => {
+                self.check_issuer(url)?;
+                Some(url.to_owned())
             }
+        };
+        let dashboard_username = match self.setting("DASHBOARD_USERNAME") {
+            None => None,
+            Some(name) => {
+                self.check_dashboard("DASHBOARD_USERNAME", name)?;
+                if name.contains(':') {
+                    return Err(self.bad(
+                        "DASHBOARD_USERNAME",
+                        "contains ':' (HTTP basic auth splits the user name from the password at the first ':', so this user could never log in)",
+                        "Choose a user name without ':'.",
+                    ));
+                }
+                Some(name.to_owned())
+            }
+        };
+        let dashboard_password = self.secret("DASHBOARD_PASSWORD");
+        if let Some(password) = &dashboard_password {
+            self.check_dashboard("DASHBOARD_PASSWORD", password.expose())?;
+        }
+        let kong = match self.setting("SUPAKEYS_KONG_TEMPLATE") {
+            None => None,
+            Some(path) => Some(self.template(path)?),
         };
         for (name, present) in [
             ("DASHBOARD_USERNAME", dashboard_username.is_some()),
@@ -296,19 +588,91 @@ impl Inputs {
             dashboard_username,
             dashboard_password,
             jwt_issuer,
+            requested,
             now,
         })
     }
 
+    /// Reads and parses the kong template: a regular file (never a FIFO, which would block),
+    /// at most [`MAX_TEMPLATE_BYTES`], UTF-8.
+    fn template(&self, path: &str) -> Result<Template> {
+        let err = |problem: String| Error::KongTemplate {
+            path: path.to_owned(),
+            problem,
+        };
+        let origin = self.origin("SUPAKEYS_KONG_TEMPLATE");
+        let bytes = crate::store::read_input(Path::new(path), MAX_TEMPLATE_BYTES).map_err(|p| {
+            err(format!(
+                "{p}; check {origin}, or unset it if no Kong reads kong.yml"
+            ))
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            err(format!(
+                "is not valid UTF-8 (line {line}); save it as UTF-8"
+            ))
+        })?;
+        Template::parse(path, &text)
+    }
+
+    /// `JWT_ISSUER` ends up in a Kong route path and in GoTrue's metadata: an http(s) URL
+    /// without whitespace, control characters, quotes, query or fragment (RFC 8414 section 2).
+    fn check_issuer(&self, url: &str) -> Result<()> {
+        const FIX: &str =
+            "Set it to the public URL of Auth, e.g. https://example.com/auth/v1, or unset it.";
+        let problem = if !(url.starts_with("http://") || url.starts_with("https://")) {
+            "must start with http:// or https://".to_owned()
+        } else if url.len() > MAX_ISSUER_BYTES {
+            format!("is longer than {MAX_ISSUER_BYTES} bytes")
+        } else if let Some(ws) = stray_whitespace(url) {
+            format!("{ws}; a URL has none")
+        } else if url.chars().any(char::is_control) {
+            "contains a control character".to_owned()
+        } else if url.contains(['"', '\'', '\\', '`', '<', '>']) {
+            "contains a quote, backslash or angle bracket".to_owned()
+        } else if url.contains(['?', '#']) {
+            "has a query or fragment ('?' or '#'); an issuer URL has neither (RFC 8414)".to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(Error::invalid(self.origin("JWT_ISSUER"), problem, FIX))
+    }
+
+    /// Dashboard credentials go into kong.yml: bounded, without control characters.
+    fn check_dashboard(&self, name: &'static str, value: &str) -> Result<()> {
+        if value.len() > MAX_DASHBOARD_BYTES {
+            return Err(Error::invalid(
+                self.origin(name),
+                format!("is longer than {MAX_DASHBOARD_BYTES} bytes"),
+                "Choose a shorter value.",
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                self.origin(name),
+                match stray_whitespace(value) {
+                    Some(ws) => format!("{ws}, a control character"),
+                    None => "contains a control character".to_owned(),
+                },
+                "Remove it (HTTP basic auth cannot carry it).",
+            ));
+        }
+        Ok(())
+    }
+
     fn rsa_bits(&self) -> Result<usize> {
-        match self.setting(&self.settings.rsa_bits, "SUPAKEYS_RSA_BITS") {
+        match self.setting("SUPAKEYS_RSA_BITS") {
             None => Ok(2048),
             Some(text) => text
                 .parse::<usize>()
                 .ok()
                 .filter(|b| RSA_BITS.contains(b))
                 .ok_or_else(|| {
-                    Error::invalid(
+                    self.bad(
                         "SUPAKEYS_RSA_BITS",
                         "must be 2048, 3072 or 4096",
                         "Unset it for 2048.",
@@ -318,12 +682,50 @@ impl Inputs {
     }
 
     fn opaque(&self, kind: Kind) -> Result<Option<Secret>> {
-        let value = self.secret(kind.variable());
+        let value = self.token(kind.variable());
         if let Some(v) = &value {
             opaque::validate(kind, v.expose())?;
         }
         Ok(value)
     }
+}
+
+/// `JWT_SECRET` is used as it is (every service reads the same bytes), so whitespace is
+/// kept but pointed out; its length is bounded like every value supakeys copies.
+fn check_jwt_secret(secret: &Secret) -> Result<()> {
+    let text = secret.expose();
+    if text.len() > MAX_JWT_SECRET_BYTES {
+        return Err(Error::invalid(
+            "JWT_SECRET",
+            format!("is longer than {MAX_JWT_SECRET_BYTES} bytes"),
+            "Use a random secret of 32 to a few hundred characters, e.g. `openssl rand -base64 48`.",
+        ));
+    }
+    if text.trim() != text {
+        let what = stray_whitespace(text).unwrap_or_default();
+        tracing::warn!(
+            "JWT_SECRET {what}: it is part of the secret, for supakeys as for every service that reads it; if it came from copy-paste, remove it everywhere"
+        );
+    }
+    Ok(())
+}
+
+/// A path given as a setting: bounded, and without control characters (the template's
+/// path is written into a comment of kong.yml, every path into the log).
+fn check_path(given: &Given) -> Result<()> {
+    let path = given.value.expose();
+    let problem = if path.len() > MAX_PATH_BYTES {
+        format!("is longer than {MAX_PATH_BYTES} bytes")
+    } else if path.chars().any(char::is_control) {
+        "contains a control character (a newline or tab?)".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        given.origin.describe(),
+        problem,
+        "Give a plain path.",
+    ))
 }
 
 /// `5y`, `90d`, `12h`, `30m`, `45s` or plain seconds; positive and at most 100 years.

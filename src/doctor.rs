@@ -63,40 +63,45 @@ struct Options {
 
 impl Options {
     fn parse(args: DoctorArgs) -> Result<Options> {
-        let url = args
-            .url
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| DEFAULT_URL.into());
+        const URL: &str = "--url (SUPAKEYS_DOCTOR_URL)";
+        const TIMEOUT: &str = "--timeout (SUPAKEYS_DOCTOR_TIMEOUT)";
+        let url = text(args.url, URL)?.unwrap_or_else(|| DEFAULT_URL.into());
         let target = Target::parse(&url).map_err(|problem| {
             Error::invalid(
-                "--url (SUPAKEYS_DOCTOR_URL)",
+                URL,
                 problem,
                 "Give the gateway's base URL, e.g. http://api-gw:8000 inside the compose network or https://api.example.com from outside.",
             )
         })?;
         if target.scheme == Scheme::Https && !http::TLS_BUILT {
             return Err(Error::invalid(
-                "--url (SUPAKEYS_DOCTOR_URL)",
+                URL,
                 "is an https:// URL, but this supakeys was built without TLS",
                 "Run doctor inside the compose network with the default http://api-gw:8000, or use a supakeys built with `--features tls`.",
             ));
         }
-        let timeout = match args.timeout.filter(|t| !t.is_empty()) {
+        let timeout = match text(args.timeout, TIMEOUT)? {
             None => DEFAULT_TIMEOUT_SECS,
             Some(text) => crate::config::parse_duration(&text)
                 .filter(|s| *s <= 300)
                 .ok_or_else(|| {
                     Error::invalid(
-                        "--timeout (SUPAKEYS_DOCTOR_TIMEOUT)",
+                        TIMEOUT,
                         "must be 1 to 300 seconds, e.g. 5 or 30s",
                         "Unset it for 5 seconds.",
                     )
                 })?,
         };
-        let format = if args.format == "json" {
-            Format::Json
-        } else {
-            Format::Text
+        let format = match text(args.format, "--format")?.as_deref() {
+            None | Some("text") => Format::Text,
+            Some("json") => Format::Json,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "--format",
+                    "must be text or json",
+                    "Leave it out for text.",
+                ));
+            }
         };
         let given = match args.access_token {
             Some(t) if t.expose() == "-" => Some(read_token_from_stdin()?),
@@ -123,6 +128,19 @@ impl Options {
             format,
             token,
         })
+    }
+}
+
+/// A flag's value as text; `None` when absent or empty (an empty variable counts as unset).
+fn text(value: Option<std::ffi::OsString>, name: &'static str) -> Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.into_string().map_err(|_| {
+                Error::invalid(name, "is not valid UTF-8", "Give it as UTF-8 text.")
+            })?;
+            Ok(Some(v).filter(|v| !v.is_empty()))
+        }
     }
 }
 
@@ -163,9 +181,10 @@ impl Material {
             path: dir_path.join(state::FILE),
         })?;
         let read = |name: &str| -> Result<Vec<u8>> {
-            dir.read(name)?.ok_or(Error::NoState {
-                path: dir_path.join(name),
-            })
+            dir.read(name, crate::store::MAX_MANAGED_BYTES)?
+                .ok_or(Error::NoState {
+                    path: dir_path.join(name),
+                })
         };
         let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
             .map_err(|_| Error::state(dir_path.join("jwt_jwks.json"), "not valid JSON"))?;
@@ -202,9 +221,9 @@ impl Material {
             .filter(|v| !v.is_empty())
             .map(Secret::new);
         // While HS256 is accepted the legacy keys are gateway.env's own (checked as such).
-        let legacy = |name: &str| match mode {
+        let legacy = |name: &'static str| match mode {
             LegacyHs256::Accept => None,
-            LegacyHs256::Reject => inputs.secret(name).filter(|s| is_hs256(s.expose())),
+            LegacyHs256::Reject => inputs.token(name).filter(|s| is_hs256(s.expose())),
         };
         let facts = state
             .keys

@@ -7,13 +7,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use zeroize::Zeroizing;
 
+/// A Supabase `.env` is a few KiB; a larger env file is refused unread.
+pub const MAX_BYTES: u64 = 1 << 20;
+
 /// The variables of a dotenv file. Values are taken literally (no `${VAR}` expansion).
 #[derive(Default)]
-pub struct DotEnv(HashMap<String, Zeroizing<String>>);
+pub struct DotEnv {
+    vars: HashMap<String, Zeroizing<String>>,
+    bom: bool,
+}
 
 impl std::fmt::Debug for DotEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<_> = self.0.keys().collect();
+        let mut names: Vec<_> = self.vars.keys().collect();
         names.sort();
         f.debug_struct("DotEnv")
             .field("names", &names)
@@ -23,23 +29,53 @@ impl std::fmt::Debug for DotEnv {
 
 impl DotEnv {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|v| v.as_str())
+        self.vars.get(name).map(|v| v.as_str())
     }
 
+    /// Whether the file started with a UTF-8 byte order mark (ignored, but worth a warning:
+    /// other readers of the file may take it as part of the first name).
+    pub fn had_bom(&self) -> bool {
+        self.bom
+    }
+
+    /// Reads the operator's env file: a regular file (a FIFO would block the run), at most
+    /// [`MAX_BYTES`], UTF-8 line by line.
     pub fn load(path: &Path) -> Result<DotEnv> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::EnvFileRead {
-            path: path.into(),
-            source,
-        })?;
-        DotEnv::parse(&text).map_err(|(line, problem)| Error::EnvFileSyntax {
+        let bytes =
+            crate::store::read_input(path, MAX_BYTES).map_err(|problem| Error::EnvFileRead {
+                path: path.into(),
+                problem: problem.to_string(),
+            })?;
+        let bytes = Zeroizing::new(bytes);
+        DotEnv::parse_bytes(&bytes).map_err(|(line, problem)| Error::EnvFileSyntax {
             path: path.into(),
             line,
             problem,
         })
     }
 
-    /// Parses dotenv text; on error returns the 1-based line number and the problem.
+    /// Parses the bytes of an env file, whose lines must each be UTF-8.
+    pub fn parse_bytes(bytes: &[u8]) -> std::result::Result<DotEnv, (usize, &'static str)> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            (
+                line + 1,
+                "this line is not valid UTF-8 (save the file as UTF-8)",
+            )
+        })?;
+        DotEnv::parse(text)
+    }
+
+    /// Parses dotenv text (a leading byte order mark is skipped); on error returns the
+    /// 1-based line number and the problem.
     pub fn parse(text: &str) -> std::result::Result<DotEnv, (usize, &'static str)> {
+        let (bom, text) = match text.strip_prefix('\u{feff}') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
         let mut vars = HashMap::new();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -57,7 +93,7 @@ impl DotEnv {
             let value = parse_value(value.trim_start()).map_err(|p| (index + 1, p))?;
             vars.insert(name.to_owned(), value);
         }
-        Ok(DotEnv(vars))
+        Ok(DotEnv { vars, bom })
     }
 }
 

@@ -4,6 +4,7 @@
 //! Messages never contain secret values: variants carry names, paths and descriptions of
 //! the problem, not the offending input.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -36,17 +37,15 @@ pub enum Error {
         name: &'static str,
         fix: &'static str,
     },
-    /// A variable or flag has a value supakeys cannot use.
+    /// A variable or flag has a value supakeys cannot use. `name` says where the value came
+    /// from: `--alg`, `SUPAKEYS_ALG`, or `SUPAKEYS_ALG (in /path/.env)`.
     InvalidInput {
-        name: &'static str,
+        name: Cow<'static, str>,
         problem: String,
         fix: String,
     },
-    /// `--env-file` names a file that cannot be read.
-    EnvFileRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// `--env-file` names a file that cannot be read (missing, not a regular file, too big).
+    EnvFileRead { path: PathBuf, problem: String },
     /// A line of the `--env-file` is not `NAME=value`.
     EnvFileSyntax {
         path: PathBuf,
@@ -74,7 +73,13 @@ pub enum Error {
     /// The output directory does not exist or is not a directory.
     DirMissing { path: PathBuf },
     /// A file supakeys manages is a symlink (or not a regular file); it will not write through it.
-    NotARegularFile { path: PathBuf },
+    NotARegularFile { path: PathBuf, what: &'static str },
+    /// A file supakeys manages is bigger than any file it writes.
+    TooLarge { path: PathBuf, limit: u64 },
+    /// A managed file belongs to another uid and this one may not read it.
+    NotReadable { path: PathBuf, owner: u32, uid: u32 },
+    /// Standard output could not be written (closed pipe, full disk).
+    Output { source: std::io::Error },
     /// `supakeys check` or `print-env` needs a state that is not there.
     NoState { path: PathBuf },
     /// A read, write, rename, sync or permission change failed.
@@ -99,9 +104,13 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn invalid(
+        name: impl Into<Cow<'static, str>>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Error::InvalidInput {
-            name,
+            name: name.into(),
             problem: problem.into(),
             fix: fix.into(),
         }
@@ -136,7 +145,12 @@ impl Error {
             Error::StateCorrupt { .. } | Error::StateTooNew { .. } | Error::NoState { .. } => {
                 exit::BAD_STATE
             }
-            Error::DirMissing { .. } | Error::NotARegularFile { .. } | Error::Io { .. } => exit::IO,
+            Error::DirMissing { .. }
+            | Error::NotARegularFile { .. }
+            | Error::TooLarge { .. }
+            | Error::NotReadable { .. }
+            | Error::Output { .. }
+            | Error::Io { .. } => exit::IO,
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Randomness { .. } => exit::INTERNAL,
             Error::CheckFailed { .. } => exit::CHECK_FAILED,
@@ -150,9 +164,9 @@ impl fmt::Display for Error {
         match self {
             Error::MissingInput { name, fix } => write!(f, "{name} is not set. {fix}"),
             Error::InvalidInput { name, problem, fix } => write!(f, "{name}: {problem}. {fix}"),
-            Error::EnvFileRead { path, source } => write!(
+            Error::EnvFileRead { path, problem } => write!(
                 f,
-                "cannot read the env file {}: {source}. Check the path given to --env-file.",
+                "cannot read the env file {}: it {problem}. Check the path given to --env-file or SUPAKEYS_ENV_FILE.",
                 path.display()
             ),
             Error::EnvFileSyntax {
@@ -222,11 +236,29 @@ impl fmt::Display for Error {
                  keys volume there (set SUPAKEYS_DIR or --dir to use another path).",
                 path.display()
             ),
-            Error::NotARegularFile { path } => write!(
+            Error::NotARegularFile { path, what } => write!(
                 f,
-                "{} is a symlink or not a regular file; supakeys does not write through it. \
+                "{} is {what}, not a regular file; supakeys neither reads nor writes through it. \
                  Remove it and run supakeys again.",
                 path.display()
+            ),
+            Error::TooLarge { path, limit } => write!(
+                f,
+                "{} is larger than {} KiB, bigger than any file supakeys writes; it was not read. \
+                 Remove it (or restore it from a backup) and run supakeys again.",
+                path.display(),
+                limit / 1024
+            ),
+            Error::NotReadable { path, owner, uid } => write!(
+                f,
+                "cannot read {}: it belongs to uid {owner} and this run is uid {uid}. Run supakeys \
+                 once as root (it gives every file to the directory's owner), or run it as uid {owner}.",
+                path.display()
+            ),
+            Error::Output { source } => write!(
+                f,
+                "cannot write to standard output: {source}. Its reader went away (e.g. a pipe \
+                 closed early); redirect the output to a file instead."
             ),
             Error::NoState { path } => write!(
                 f,

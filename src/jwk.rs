@@ -248,8 +248,19 @@ impl SigningKey {
                 let der = given.to_pkcs1_der().map_err(rsa_err)?;
                 let parsed = rsa::PrivateKey::from_pkcs1_der(der.as_bytes()).map_err(rsa_err)?;
                 parsed.validate().map_err(rsa_err)?;
-                if parsed.size() * 8 < 2048 {
-                    return Err(problem("RSA keys must have at least 2048 bits"));
+                // The same sizes and exponent as the keys supakeys generates: a larger key
+                // slows every run and every verifier, e=3 invites the known small-exponent
+                // pitfalls, and a shorter key is refused by the services.
+                let bits = parsed.n().bit_width() as usize;
+                if !RSA_BITS.contains(&bits) {
+                    return Err(problem(format!(
+                        "its modulus has {bits} bits; supakeys accepts RSA keys of 2048, 3072 or 4096 bits"
+                    )));
+                }
+                if parsed.e() != &rsa::BoxedUint::from(65_537u32) {
+                    return Err(problem(
+                        "its public exponent (\"e\") is not 65537, the exponent every RSA key should use",
+                    ));
                 }
                 let key = SigningKey {
                     kid,

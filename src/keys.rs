@@ -4,7 +4,7 @@ use crate::config::Inputs;
 use crate::error::{Error, Result};
 use crate::render::FILES;
 use crate::state::{self, State};
-use crate::store::Dir;
+use crate::store::{Dir, MAX_MANAGED_BYTES};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -33,11 +33,18 @@ pub const READERS: [(&str, &str, &str); 8] = [
 ];
 
 fn exp_of(token: &str) -> Option<i64> {
-    crate::jwt::parse(token).ok()?.payload.get("exp")?.as_i64()
+    let exp = crate::jwt::parse(token)
+        .ok()?
+        .payload
+        .get("exp")?
+        .as_f64()?;
+    (0.0..=state::MAX_TIME as f64)
+        .contains(&exp)
+        .then_some(exp as i64)
 }
 
 /// `supakeys keys list [--format table|json]`.
-pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
+pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
     let dir_path = inputs.dir();
     let dir = Dir::open(&dir_path)?;
     let state = State::load(&dir)?.ok_or(Error::NoState {
@@ -46,7 +53,7 @@ pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     for (name, _) in FILES {
         if name != state::FILE
-            && let Some(bytes) = dir.read(name)?
+            && let Some(bytes) = dir.read(name, MAX_MANAGED_BYTES)?
         {
             files.push((name, bytes));
         }
@@ -83,21 +90,31 @@ pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
         .iter()
         .find(|(n, _)| *n == "supabase.env")
         .and_then(|(_, b)| crate::envfile::DotEnv::parse(&String::from_utf8_lossy(b)).ok());
-    let token_exp = |name: &str| {
-        env.as_ref()
-            .and_then(|e| e.get(name))
-            .and_then(exp_of)
-            .map(crate::legacy::date)
-    };
+    let token_exp = |name: &str| env.as_ref().and_then(|e| e.get(name)).and_then(exp_of);
+    let anon_exp = token_exp("ANON_KEY_ASYMMETRIC");
+    // The tokens are the minted ones when they carry the state's exp; legacy keys re-signed
+    // keep their own exp and are never renewed by supakeys.
+    let minted = anon_exp == Some(state.minted.exp);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let renewal_due = minted && now >= state.minted.renew_from();
     let report = json!({
         "keys": keys,
         "legacy_hs256": match hs256 { Some(true) => "accepted", Some(false) => "rejected", None => "unknown" },
         "api_tokens": {
-            "anon_expires": token_exp("ANON_KEY_ASYMMETRIC"),
-            "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC"),
+            "anon_expires": anon_exp.map(crate::legacy::date),
+            "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC").map(crate::legacy::date),
+            "source": match (anon_exp, minted) {
+                (None, _) => "unknown",
+                (_, true) => "minted",
+                (_, false) => "legacy keys re-signed",
+            },
+            "renew_from": minted.then(|| crate::legacy::date(state.minted.renew_from())),
+            "renewal_due": renewal_due,
         },
     });
-    let text = if format == "json" {
+    let text = if json {
         format!("{report:#}\n")
     } else {
         let mut out = format!(
@@ -125,8 +142,20 @@ pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
                 },
             ));
         }
+        let renewal = if anon_exp.is_none() {
+            "supabase.env is missing or has no token: run `supakeys init`".to_owned()
+        } else if !minted {
+            "legacy keys re-signed: they keep their own exp".to_owned()
+        } else if renewal_due {
+            "renewal due: the next `supakeys init` renews them".to_owned()
+        } else {
+            format!(
+                "minted: `supakeys init` renews them from {}",
+                crate::legacy::date(state.minted.renew_from())
+            )
+        };
         out.push_str(&format!(
-            "legacy HS256: {}\nAPI tokens: anon expires {}, service_role expires {}\n",
+            "legacy HS256: {}\nAPI tokens: anon expires {}, service_role expires {} ({renewal})\n",
             report["legacy_hs256"].as_str().unwrap_or_default(),
             report["api_tokens"]["anon_expires"].as_str().unwrap_or("?"),
             report["api_tokens"]["service_role_expires"]
@@ -135,8 +164,8 @@ pub fn list(inputs: &Inputs, format: &str) -> Result<()> {
         ));
         out
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::io("write to", "standard output", e))
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Output { source })
 }

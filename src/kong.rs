@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use yaml_rust2::{Yaml, YamlLoader};
 
+/// The largest kong.yml supakeys writes: placeholders (the Lua expressions are 1.5 KiB
+/// each) can multiply a template's size; a template that renders to more is refused.
+const MAX_RENDERED_BYTES: usize = 8 << 20;
+
 const JWKS_PATH: &str = "/auth/v1/.well-known/jwks.json";
 const OAUTH_PATH: &str = "/.well-known/oauth-authorization-server";
 
@@ -77,6 +81,22 @@ fn placeholders(text: &str, mut found: impl FnMut(usize, usize)) {
     }
 }
 
+/// Calls `visit` with every string used as a mapping key.
+fn keys_of(node: &Yaml, visit: &mut dyn FnMut(&str)) {
+    match node {
+        Yaml::Array(items) => items.iter().for_each(|n| keys_of(n, visit)),
+        Yaml::Hash(map) => {
+            for (k, v) in map {
+                if let Yaml::String(k) = k {
+                    visit(k);
+                }
+                keys_of(v, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Visits every string scalar that is a value (mapping keys are left alone).
 fn strings_mut(node: &mut Yaml, visit: &mut dyn FnMut(&mut String)) {
     match node {
@@ -92,14 +112,18 @@ fn key(name: &str) -> Yaml {
 }
 
 impl Template {
+    /// Parses a template as Kong reads it (YAML 1.1: see [`crate::yaml::load`]) and checks
+    /// its placeholders. A UTF-8 byte order mark at the start is skipped.
     pub fn parse(name: &str, text: &str) -> Result<Template> {
         let err = |problem: String| Error::KongTemplate {
             path: name.into(),
             problem,
         };
-        let mut docs = YamlLoader::load_from_str(text).map_err(|e| {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut docs = crate::yaml::load(text).map_err(|e| {
             err(format!(
-                "is not valid YAML ({e}); fix the file or unset SUPAKEYS_KONG_TEMPLATE"
+                "line {}: {}; fix the file or unset SUPAKEYS_KONG_TEMPLATE",
+                e.line, e.problem
             ))
         })?;
         if docs.len() != 1 {
@@ -114,6 +138,25 @@ impl Template {
                 "has no _format_version at the top level; it is not a Kong declarative config"
                     .into(),
             ));
+        }
+        if root["_format_version"].as_str().is_none() {
+            return Err(err(
+                "has a _format_version that is not a string; quote it, e.g. _format_version: '2.1' (Kong refuses a number)"
+                    .into(),
+            ));
+        }
+        let mut in_keys = BTreeSet::new();
+        keys_of(&root, &mut |k| {
+            placeholders(k, |start, end| {
+                in_keys.insert(k[start..end].to_owned());
+            });
+        });
+        if !in_keys.is_empty() {
+            let names: Vec<_> = in_keys.into_iter().collect();
+            return Err(err(format!(
+                "uses {} in a mapping key; supakeys fills placeholders in values only (a key holding a secret would be a mistake): move it into a value",
+                names.join(", ")
+            )));
         }
         let mut used = BTreeSet::new();
         let mut unknown = BTreeSet::new();
@@ -175,7 +218,11 @@ impl Template {
         };
         let mut root = self.root.clone();
         let mut missing = BTreeSet::new();
+        let mut total = 0usize;
         strings_mut(&mut root, &mut |s| {
+            if total > MAX_RENDERED_BYTES {
+                return;
+            }
             let mut out = String::with_capacity(s.len());
             let mut last = 0;
             placeholders(s, |start, end| {
@@ -190,8 +237,18 @@ impl Template {
                 last = end;
             });
             out.push_str(&s[last..]);
+            total += out.len();
             *s = out;
         });
+        if total > MAX_RENDERED_BYTES {
+            return Err(Error::KongTemplate {
+                path: self.name.clone(),
+                problem: format!(
+                    "renders to more than {} MiB once its placeholders are filled in (each Lua expression is about 1.5 KiB); use fewer placeholders",
+                    MAX_RENDERED_BYTES >> 20
+                ),
+            });
+        }
         if let Some(name) = missing.first() {
             return Err(Error::KongTemplate {
                 path: self.name.clone(),
@@ -200,9 +257,15 @@ impl Template {
         }
         fix_credentials(&mut root, values);
         add_jwks_route(&mut root);
+        // The template's file name only: the same template mounted at another path (the
+        // container's, the host's for `check`) renders the same bytes.
+        let file = std::path::Path::new(&self.name)
+            .file_name()
+            .map_or(self.name.as_str(), |n| {
+                n.to_str().unwrap_or("kong template")
+            });
         let mut out = format!(
-            "# Written by supakeys from the kong template {}; do not edit: it is rewritten on every run.\n",
-            self.name
+            "# Written by supakeys from the kong template {file}; do not edit: it is rewritten on every run.\n"
         );
         let body = crate::yaml::to_string(&root);
         // The output must read back as the tree it was written from.

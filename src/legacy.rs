@@ -100,9 +100,37 @@ pub fn validate(
     Ok(Legacy { secret, keys })
 }
 
+/// A NumericDate claim (RFC 7519 section 2: a JSON number, fractions allowed): `Ok(None)`
+/// when absent, `Err` with a description when it is not a number.
+fn numeric_date(
+    payload: &serde_json::Value,
+    claim: &str,
+) -> std::result::Result<Option<f64>, String> {
+    match payload.get(claim) {
+        None => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .map(Some)
+            .ok_or_else(|| {
+                format!("has a {claim} claim that is not a number (RFC 7519 NumericDate)")
+            }),
+    }
+}
+
+/// A NumericDate as whole seconds, for messages.
+fn whole(secs: f64) -> i64 {
+    secs.floor() as i64
+}
+
 fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<LegacyKey> {
     let name = variable(role);
     let bad = |problem: String| Error::invalid(name, problem, SAME_ENV);
+    if let Some(ws) = crate::config::stray_whitespace(token.expose()) {
+        return Err(bad(format!(
+            "{ws}; a JWT has none (copy the key again, in one piece)"
+        )));
+    }
     let parsed = jwt::parse(token.expose()).map_err(|p| bad(p.describe().into()))?;
     let alg = parsed.header.get("alg").and_then(|a| a.as_str());
     if alg != Some("HS256") {
@@ -116,7 +144,15 @@ fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<Leg
         ));
     }
     if !jwt::hs256_verifies(&parsed, secret.expose()) {
-        return Err(bad("its signature does not verify with JWT_SECRET".into()));
+        let hint = match crate::config::stray_whitespace(secret.expose()) {
+            Some(ws) if secret.expose().trim() != secret.expose() => {
+                format!(" (JWT_SECRET {ws}, which is part of the secret)")
+            }
+            _ => String::new(),
+        };
+        return Err(bad(format!(
+            "its signature does not verify with JWT_SECRET{hint}"
+        )));
     }
     let claim_role = parsed.payload.get("role").and_then(|r| r.as_str());
     if claim_role != Some(role.as_str()) {
@@ -126,20 +162,44 @@ fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<Leg
             role.as_str()
         )));
     }
-    let exp = parsed
-        .payload
-        .get("exp")
-        .and_then(|e| e.as_i64())
+    // Compared as numbers: `1.9e9` and `1900000000.5` are valid NumericDates.
+    let exp = numeric_date(&parsed.payload, "exp")
+        .map_err(bad)?
         .ok_or_else(|| bad("has no numeric exp claim".into()))?;
-    if exp <= now {
+    let now_f = now as f64;
+    if exp <= now_f {
         return Err(Error::invalid(
             name,
-            format!("expired on {}", date(exp)),
+            format!("expired on {}", date(whole(exp))),
             "Generate new legacy keys with JWT_SECRET (or unset both keys to have supakeys mint new tokens).",
         ));
     }
-    if exp - now < EXPIRY_WARNING_SECS {
-        tracing::warn!(variable = name, expires = %date(exp), "legacy API key expires within 30 days; generate new keys soon");
+    if exp > crate::state::MAX_TIME as f64 {
+        return Err(bad(
+            "has an exp after the year 9999, which verifiers cannot represent".into(),
+        ));
+    }
+    if exp - now_f < EXPIRY_WARNING_SECS as f64 {
+        tracing::warn!(variable = name, expires = %date(whole(exp)), "legacy API key expires within 30 days; generate new keys soon");
+    }
+    // The re-signed token carries the same claims: one not valid yet stays invalid.
+    if let Some(nbf) = numeric_date(&parsed.payload, "nbf").map_err(bad)?
+        && nbf > now_f
+    {
+        tracing::warn!(
+            variable = name,
+            not_before = %date(whole(nbf)),
+            "{name} is not valid before its nbf; the re-signed asymmetric token inherits it, so services refuse both until then"
+        );
+    }
+    if let Some(iat) = numeric_date(&parsed.payload, "iat").map_err(bad)?
+        && iat > now_f + 60.0
+    {
+        tracing::warn!(
+            variable = name,
+            issued_at = %date(whole(iat)),
+            "{name} was issued in the future (its iat; a clock was wrong?); the re-signed token inherits it, and verifiers that check iat refuse it until then"
+        );
     }
     let payload_b64 = parsed.payload_b64.to_owned();
     Ok(LegacyKey {
@@ -164,6 +224,8 @@ fn shown(value: Option<&serde_json::Value>) -> String {
 
 /// A unix time as an RFC 3339 UTC timestamp (civil-from-days, no time zone database).
 pub fn date(secs: i64) -> String {
+    // Years 1 to 9999: nothing supakeys shows lies outside, and the arithmetic stays small.
+    let secs = secs.clamp(-62_135_596_800, 253_402_300_799);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;

@@ -31,6 +31,9 @@ impl Kind {
     }
 }
 
+/// The most characters an opaque key may have after its prefix.
+const MAX_REST: usize = 128;
+
 fn checksum(prefix: &str, random: &str) -> String {
     let digest = Sha256::digest(format!("supabase-self-hosted|{prefix}{random}").as_bytes());
     b64(&digest)[..8].to_owned()
@@ -59,14 +62,22 @@ pub fn validate(kind: Kind, value: &str) -> Result<()> {
             "Leave it unset to have supakeys generate one, or paste the whole key.",
         )
     })?;
-    let safe = rest.len() >= 16
+    // Generated keys have 31 characters after the prefix; the bound keeps a value that is
+    // copied into four files and every Lua expression of kong.yml small.
+    let safe = (16..=MAX_REST).contains(&rest.len())
         && rest
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
     if !safe {
+        let problem = match crate::config::stray_whitespace(rest) {
+            Some(ws) => format!(
+                "{ws}; it must continue with 16 to {MAX_REST} characters of A-Z a-z 0-9 - _"
+            ),
+            None => format!("must continue with 16 to {MAX_REST} characters of A-Z a-z 0-9 - _"),
+        };
         return Err(Error::invalid(
             kind.variable(),
-            "must continue with at least 16 characters of A-Z a-z 0-9 - _",
+            problem,
             "Leave it unset to have supakeys generate one.",
         ));
     }

@@ -30,14 +30,21 @@ pub fn main(cli: Cli) -> i32 {
         }
     };
     init_logging(format, level);
+    for note in inputs.notes() {
+        tracing::warn!("{note}");
+    }
     let result = match cli.command.unwrap_or(Command::Init) {
         Command::Init => init(&inputs),
         Command::Check => check(&inputs),
         Command::PrintEnv { init: also_init } => print_env(&inputs, also_init),
-        Command::Keys(KeysCommand::List { format }) => crate::keys::list(&inputs, &format),
+        Command::Keys(KeysCommand::List { format }) => {
+            list_format(format).and_then(|json| crate::keys::list(&inputs, json))
+        }
         Command::Keys(KeysCommand::Standby) => update(&inputs, Op::Standby),
         Command::Keys(KeysCommand::Rotate { now }) => update(&inputs, Op::Rotate { now }),
-        Command::Keys(KeysCommand::Revoke { kid }) => update(&inputs, Op::Revoke(kid)),
+        Command::Keys(KeysCommand::Revoke { kid }) => {
+            revoke_kid(kid).and_then(|kid| update(&inputs, Op::Revoke(kid)))
+        }
         Command::Doctor(args) => crate::doctor::run(&inputs, args),
     };
     match result {
@@ -49,9 +56,28 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
+/// Standard error for the log, ignoring write errors: a log reader that went away (a
+/// closed pipe, `2>&1 | head -1`) must never stop or abort a run. Rust ignores SIGPIPE, so
+/// such a write fails with EPIPE; tracing-subscriber would report that with `eprintln!`,
+/// which panics on the same closed stderr, so its internal error log is off as well.
+struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn init_logging(format: LogFormat, level: tracing::Level) {
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false)
         .with_max_level(level)
         .with_target(false);
     match format {
@@ -75,6 +101,44 @@ enum Op {
     Revoke(String),
 }
 
+/// `keys list --format`: `Ok(true)` for json.
+fn list_format(format: Option<std::ffi::OsString>) -> Result<bool> {
+    match format.as_ref().map(|f| f.to_str()) {
+        None | Some(Some("table")) => Ok(false),
+        Some(Some("json")) => Ok(true),
+        Some(other) => Err(Error::invalid(
+            "--format",
+            if other.is_none() {
+                "is not valid UTF-8"
+            } else {
+                "must be table or json"
+            },
+            "Leave it out for a table.",
+        )),
+    }
+}
+
+/// The KID argument of `keys revoke`: UTF-8 and a well-formed key id (it is echoed in
+/// messages), reported under its own name rather than `--kid`/`SUPAKEYS_KID`.
+fn revoke_kid(kid: std::ffi::OsString) -> Result<String> {
+    const NAME: &str = "KID (the argument of keys revoke)";
+    let fix = "Give the kid of a previous or standby key, as `supakeys keys list` shows it.";
+    let text = kid
+        .into_string()
+        .map_err(|_| Error::invalid(NAME, "is not valid UTF-8", fix))?;
+    match crate::jwk::Kid::parse(&text) {
+        Some(kid) => Ok(kid.to_string()),
+        None => Err(Error::invalid(
+            NAME,
+            match crate::config::stray_whitespace(&text) {
+                Some(ws) => format!("{ws}; a kid is 1-128 characters of A-Z a-z 0-9 . _ -"),
+                None => "is not a key id (1-128 characters of A-Z a-z 0-9 . _ -)".to_owned(),
+            },
+            fix,
+        )),
+    }
+}
+
 impl Op {
     fn name(&self) -> &'static str {
         match self {
@@ -96,9 +160,10 @@ pub fn init(inputs: &Inputs) -> Result<()> {
 fn update(inputs: &Inputs, op: Op) -> Result<()> {
     let config = inputs.config(now())?;
     let dir = Dir::open(&config.dir)?;
+    warn_about_owner(&dir);
     let lock = dir.lock(config.lock_timeout)?;
     dir.remove_stale_temp_files(&lock)?;
-    if config.kong.is_none() && dir.mode(crate::render::KONG_FILE)?.is_some() {
+    if config.kong.is_none() && dir.entry(crate::render::KONG_FILE)?.is_some() {
         return Err(Error::KongTemplateMissing {
             path: config.dir.join(crate::render::KONG_FILE),
         });
@@ -108,6 +173,11 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         return Err(Error::NoState {
             path: config.dir.join(state::FILE),
         });
+    }
+    if matches!(op, Op::Init) {
+        for note in state::unused_settings(previous.as_ref(), &config) {
+            tracing::warn!("{note}");
+        }
     }
     let (mut state, changes) = state::reconcile(previous, &config)?;
     for change in &changes {
@@ -133,6 +203,18 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
             Change::LegacyKeysChanged => tracing::warn!(
                 "ANON_KEY/SERVICE_ROLE_KEY changed since the last run: the API tokens follow, the signing key stays"
             ),
+            Change::TokensRenewed { why, old, new } => {
+                let why = match why {
+                    state::Renewal::Expired => "they expired",
+                    state::Renewal::Due => "less than a fifth of their lifetime was left",
+                    state::Renewal::TtlChanged => "SUPAKEYS_TOKEN_TTL differs from their lifetime",
+                };
+                tracing::warn!(
+                    old_exp = %crate::legacy::date(old.exp),
+                    new_exp = %crate::legacy::date(new.exp),
+                    "renewed the minted API tokens ({why}): services get the new ones from the files; clients holding the old ANON_KEY keep working until it expires, give them the new one (supakeys print-env)"
+                );
+            }
         }
     }
     let refused = |Refused(reason)| Error::Refused {
@@ -166,9 +248,20 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         None => {}
     }
     let plan = crate::render::plan(&config, &state)?;
+    if let Some(file) = plan.iter().find(|f| f.name == state::FILE)
+        && file.bytes.len() as u64 > state::MAX_BYTES
+    {
+        return Err(Error::Refused {
+            command: op.name(),
+            reason: format!(
+                "the state would grow beyond {} KiB; revoke previous keys first (`supakeys keys revoke KID`)",
+                state::MAX_BYTES >> 10
+            ),
+        });
+    }
     let applied = dir.apply(&lock, &plan)?;
     if transition.is_some() {
-        print_reloads(&applied.written)?;
+        print_reloads(&applied.written);
     }
     let key = state.current();
     tracing::info!(
@@ -177,14 +270,30 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         dir = %config.dir.display(),
         written = %applied.written.join(","),
         mode_fixed = %applied.mode_fixed.join(","),
+        owner_fixed = %applied.owner_fixed.join(","),
         unchanged = applied.unchanged.len(),
         "keys directory is ready"
     );
     Ok(())
 }
 
-/// Tells the operator which services must reload or restart to see the new files.
-fn print_reloads(written: &[&str]) -> Result<()> {
+/// A run that cannot give its files to the directory's owner says so: services running as
+/// that owner (GoTrue as uid 1000 in the image) cannot read the 0600 files it writes.
+fn warn_about_owner(dir: &Dir) {
+    if dir.foreign_run() {
+        let owner = dir.owner().uid;
+        tracing::warn!(
+            dir = %dir.path().display(),
+            "the directory belongs to uid {owner} but this run is uid {}: the files it writes belong to uid {}, and a service running as uid {owner} cannot read auth.env or supabase.env (0600). Run supakeys as uid {owner}, or as root (it then gives the files to uid {owner})",
+            crate::store::effective_uid(),
+            crate::store::effective_uid(),
+        );
+    }
+}
+
+/// Tells the operator which services must reload or restart to see the new files. The
+/// files are written by then: a closed standard output only costs the hint (logged too).
+fn print_reloads(written: &[&str]) {
     let mut lines = Vec::new();
     for (file, service, how) in crate::keys::READERS {
         let line = format!("  {service:<10} {how}");
@@ -201,8 +310,12 @@ fn print_reloads(written: &[&str]) -> Result<()> {
         )
     };
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .map_err(|e| Error::io("write to", "standard output", e))
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        tracing::warn!(
+            "cannot write to standard output ({e}); the files are written. {}",
+            text.trim_end().replace('\n', ";")
+        );
+    }
 }
 
 /// `supakeys check`.
@@ -234,11 +347,14 @@ fn print_env(inputs: &Inputs, also_init: bool) -> Result<()> {
     }
     let dir_path = inputs.dir();
     let dir = Dir::open(&dir_path)?;
-    let bytes = dir.read("supabase.env")?.ok_or(Error::NoState {
-        path: dir_path.join("supabase.env"),
-    })?;
+    let bytes = dir
+        .read_to_show("supabase.env", crate::store::MAX_MANAGED_BYTES)?
+        .ok_or(Error::NoState {
+            path: dir_path.join("supabase.env"),
+        })?;
+    let bytes = zeroize::Zeroizing::new(bytes);
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| Error::io("write to", "standard output", e))
+        .map_err(|source| Error::Output { source })
 }

@@ -22,6 +22,18 @@ const REVOKE_GRACE_SECS: i64 = 24 * 3600;
 pub const VERSION: u64 = 2;
 /// The oldest schema version this supakeys still reads.
 pub const OLDEST_VERSION: u64 = 1;
+/// A state with one RSA-4096 key is 4 KiB, with a hundred keys 400 KiB; a bigger file is
+/// not read (and a transition that would write one is refused).
+pub const MAX_BYTES: u64 = 1 << 20;
+/// Timestamps in the state lie between 1970 and the end of year 9999.
+pub const MAX_TIME: i64 = 253_402_300_799;
+/// The longest lifetime of minted tokens (`SUPAKEYS_TOKEN_TTL` allows up to 100 years).
+const MAX_TTL_SECS: i64 = 100 * 365 * 86_400;
+/// Minted API tokens are renewed once less than this fraction of their lifetime is left
+/// (the last year of the default five): clients holding the old token then have that long
+/// to pick up the new one while the old one still verifies, and a stack restarted only once
+/// a year still renews in time.
+pub const RENEW_DIVISOR: i64 = 5;
 
 /// Where a key stands in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +93,44 @@ pub struct Minted {
     pub exp: i64,
 }
 
+/// Why minted API tokens are renewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Their `exp` has passed.
+    Expired,
+    /// Less than a fifth of their lifetime is left.
+    Due,
+    /// `SUPAKEYS_TOKEN_TTL` differs from their lifetime.
+    TtlChanged,
+}
+
+impl Minted {
+    fn new(now: i64, ttl: i64) -> Minted {
+        Minted {
+            iat: now,
+            exp: now + ttl,
+        }
+    }
+
+    /// From when `init` renews these tokens.
+    pub fn renew_from(self) -> i64 {
+        self.exp - (self.exp - self.iat) / RENEW_DIVISOR
+    }
+
+    /// Whether (and why) a run at `now` with lifetime `ttl` renews these tokens.
+    pub fn renewal(self, ttl: i64, now: i64) -> Option<Renewal> {
+        if self.exp <= now {
+            Some(Renewal::Expired)
+        } else if self.exp - self.iat != ttl {
+            Some(Renewal::TtlChanged)
+        } else if now >= self.renew_from() {
+            Some(Renewal::Due)
+        } else {
+            None
+        }
+    }
+}
+
 /// Short fingerprints of the legacy inputs, to tell an operator what changed since the last
 /// run without ever logging the values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,12 +185,23 @@ struct StateFile {
 /// One thing this run changed in the state, for the log (never carries a value).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change {
-    Generated { kid: String, alg: Algorithm },
-    Adopted { kid: String },
+    Generated {
+        kid: String,
+        alg: Algorithm,
+    },
+    Adopted {
+        kid: String,
+    },
     OpaqueGenerated(Kind),
     OpaqueAdopted(Kind),
     JwtSecretChanged,
     LegacyKeysChanged,
+    /// The minted API tokens got a new `iat`/`exp`.
+    TokensRenewed {
+        why: Renewal,
+        old: Minted,
+        new: Minted,
+    },
 }
 
 /// What a `keys` command did to the state.
@@ -270,9 +331,16 @@ impl State {
     /// Reads and validates `state.json` of `dir`; `None` when there is none yet.
     pub fn load(dir: &Dir) -> Result<Option<State>> {
         let path = dir.path().join(FILE);
-        dir.read(FILE)?
-            .map(|bytes| State::parse(&bytes, &path))
-            .transpose()
+        match dir.read(FILE, MAX_BYTES) {
+            Err(Error::TooLarge { path, limit }) => Err(Error::state(
+                path,
+                format!(
+                    "it is larger than {} KiB, far more than any state supakeys writes",
+                    limit >> 10
+                ),
+            )),
+            other => other?.map(|bytes| State::parse(&bytes, &path)).transpose(),
+        }
     }
 
     /// Parses and validates `state.json`, migrating an older schema forward in memory (the
@@ -333,6 +401,14 @@ impl State {
             if keys.iter().any(|k: &StoredKey| k.kid == kid) {
                 return Err(bad(format!("duplicate kid {kid}")));
             }
+            for (name, time) in [
+                ("created_at", record.created_at),
+                ("changed_at", record.changed_at),
+            ] {
+                if !(0..=MAX_TIME).contains(&time) {
+                    return Err(bad(format!("{name} is not a time between 1970 and 9999")));
+                }
+            }
             keys.push(StoredKey {
                 kid,
                 alg,
@@ -371,6 +447,33 @@ impl State {
         }
         if file.minted.exp <= file.minted.iat {
             return Err(Error::state(path, "minted.exp is not after minted.iat"));
+        }
+        if !(0..=MAX_TIME).contains(&file.minted.iat)
+            || !(0..=MAX_TIME).contains(&file.minted.exp)
+            || file.minted.exp - file.minted.iat > MAX_TTL_SECS
+        {
+            return Err(Error::state(
+                path,
+                "minted.iat and minted.exp must be times between 1970 and 9999, at most 100 years apart",
+            ));
+        }
+        let fingerprint_ok = |f: &str| {
+            f.len() == 16
+                && f.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let inputs = &file.inputs;
+        if !fingerprint_ok(&inputs.jwt_secret)
+            || !inputs.anon_key.as_deref().is_none_or(fingerprint_ok)
+            || !inputs
+                .service_role_key
+                .as_deref()
+                .is_none_or(fingerprint_ok)
+        {
+            return Err(Error::state(
+                path,
+                "inputs holds a fingerprint that is not 16 hexadecimal digits",
+            ));
         }
         Ok(State {
             keys,
@@ -459,6 +562,60 @@ fn is_version(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
 }
 
+/// The settings of this `init` that an existing state cannot apply, each as a sentence
+/// saying what applies and what to run instead (a warning: the run itself succeeds).
+pub fn unused_settings(previous: Option<&State>, config: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    let requested = &config.requested;
+    if let (Some(origin), Some(_)) = (&requested.token_ttl, &config.legacy.keys) {
+        notes.push(format!(
+            "{origin} does not apply: the API tokens are ANON_KEY and SERVICE_ROLE_KEY re-signed, which keep their own exp; unset it, or unset both legacy keys to have supakeys mint tokens"
+        ));
+    }
+    let Some(state) = previous else {
+        return notes;
+    };
+    let current = state.current();
+    let alg = match config.key_spec {
+        KeySpec::Es256 => Algorithm::Es256,
+        KeySpec::Rs256 { .. } => Algorithm::Rs256,
+    };
+    let standby = |how: &str| {
+        format!(
+            "to move to such a key without logging anyone out, run `supakeys keys standby {how}`, restart what it prints, wait 10 minutes, then `supakeys keys rotate` (README: Rotating keys)"
+        )
+    };
+    if let Some(origin) = &requested.alg
+        && alg != current.algorithm()
+    {
+        notes.push(format!(
+            "{origin}={} applies to newly generated keys only; the current key {} is {}: {}",
+            alg.as_str(),
+            current.kid(),
+            current.algorithm().as_str(),
+            standby(&format!("--alg {}", alg.as_str()))
+        ));
+    }
+    if let (Some((origin, bits)), Some(current_bits)) = (&requested.rsa_bits, current.rsa_bits())
+        && *bits != current_bits
+    {
+        notes.push(format!(
+            "{origin}={bits} applies to newly generated keys only; the current key {} has {current_bits} bits: {}",
+            current.kid(),
+            standby(&format!("--alg RS256 --rsa-bits {bits}"))
+        ));
+    }
+    if let (Some(origin), Some(kid)) = (&requested.kid, &config.kid)
+        && kid != current.kid()
+    {
+        notes.push(format!(
+            "{origin}={kid} names a newly generated key only; the current key is {} and keeps its kid. Remove the setting, or use it with `supakeys keys standby` to name a new key",
+            current.kid()
+        ));
+    }
+    notes
+}
+
 fn field(kind: Kind) -> &'static str {
     match kind {
         Kind::Publishable => "publishable_key",
@@ -540,6 +697,19 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
             {
                 changes.push(Change::LegacyKeysChanged);
             }
+            // Minted tokens are only used without legacy keys (those keep their own exp).
+            let minted = match previous.minted.renewal(config.token_ttl, config.now) {
+                Some(why) if config.legacy.keys.is_none() => {
+                    let new = Minted::new(config.now, config.token_ttl);
+                    changes.push(Change::TokensRenewed {
+                        why,
+                        old: previous.minted,
+                        new,
+                    });
+                    new
+                }
+                _ => previous.minted,
+            };
             State {
                 publishable_key: opaque_key(
                     Kind::Publishable,
@@ -555,7 +725,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                 )?,
                 keys: previous.keys,
                 internal_jwt_secret: previous.internal_jwt_secret,
-                minted: previous.minted,
+                minted,
                 inputs,
             }
         }
@@ -591,10 +761,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                 )?,
                 secret_key: opaque_key(Kind::Secret, &config.secret_key, None, &mut changes)?,
                 internal_jwt_secret: new_internal_secret()?,
-                minted: Minted {
-                    iat: config.now,
-                    exp: config.now + config.token_ttl,
-                },
+                minted: Minted::new(config.now, config.token_ttl),
                 inputs,
             }
         }

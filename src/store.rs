@@ -1,24 +1,107 @@
-//! The only module that touches the keys directory: lock, read, atomic write, permissions.
+//! The only module that touches the keys directory: lock, read, atomic write, ownership.
+//!
+//! Every operation on a managed file goes through the directory's descriptor: files are
+//! opened relative to it with `O_NOFOLLOW | O_NONBLOCK`, inspected with `fstat` and read
+//! through the descriptor, and new files are created with `O_EXCL`, given their mode and
+//! owner with `fchmod`/`fchown` on their own descriptor, and renamed with `renameat`. A uid
+//! that can write to the directory may swap a file for a symlink (or a FIFO) at any moment:
+//! supakeys then refuses it, and never reads, changes or writes a file outside the directory.
 //!
 //! Writes go to temporary files in the same directory, are fsynced, renamed over the
 //! target, and the directory is fsynced: a reader (or a crash) sees the old file or the new
-//! one, never a partial one. A file whose bytes and mode are already right is not touched.
+//! one, never a partial one. An existing file is never modified in place: one whose bytes,
+//! mode or owner are wrong is replaced by a staged copy, so every `fchmod`/`fchown` happens
+//! before the first rename and a failure leaves the directory as it was.
 
 use crate::error::{Error, Result};
 use crate::render::PlannedFile;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Temporary files start with this prefix; leftovers of a crash are removed under the lock.
 const TEMP_PREFIX: &str = ".supakeys-tmp-";
+/// No managed file supakeys writes comes near this size; a bigger one is not read.
+pub const MAX_MANAGED_BYTES: u64 = 16 << 20;
 
 /// An open keys directory.
 pub struct Dir {
     path: PathBuf,
     handle: File,
+    owner: Owner,
+}
+
+/// A uid and gid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What `lstat` says about a directory entry (for reports only: nothing acts on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    pub mode: u32,
+    pub owner: Owner,
+}
+
+/// The type of a directory entry, in words for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    Device,
+}
+
+impl Kind {
+    fn of(file_type: std::fs::FileType) -> Kind {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_file() {
+            Kind::File
+        } else if file_type.is_dir() {
+            Kind::Directory
+        } else if file_type.is_symlink() {
+            Kind::Symlink
+        } else if file_type.is_fifo() {
+            Kind::Fifo
+        } else if file_type.is_socket() {
+            Kind::Socket
+        } else {
+            Kind::Device
+        }
+    }
+
+    fn of_raw(mode: u32) -> Kind {
+        use rustix::fs::FileType;
+        match FileType::from_raw_mode(mode) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Directory,
+            FileType::Symlink => Kind::Symlink,
+            FileType::Fifo => Kind::Fifo,
+            FileType::Socket => Kind::Socket,
+            _ => Kind::Device,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::File => "a regular file",
+            Kind::Directory => "a directory",
+            Kind::Symlink => "a symlink",
+            Kind::Fifo => "a FIFO (named pipe)",
+            Kind::Socket => "a socket",
+            Kind::Device => "a device",
+        }
+    }
 }
 
 /// The directory lock; released when dropped (or when the process dies).
@@ -35,30 +118,127 @@ impl Drop for Lock<'_> {
 /// What [`Dir::apply`] did to each file.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Applied {
+    /// New files and files whose bytes changed.
     pub written: Vec<&'static str>,
+    /// Files with the right bytes replaced to fix their mode.
     pub mode_fixed: Vec<&'static str>,
+    /// Files with the right bytes and mode replaced to give them the directory's owner.
+    pub owner_fixed: Vec<&'static str>,
     pub unchanged: Vec<&'static str>,
 }
 
-impl Dir {
-    pub fn open(path: &Path) -> Result<Dir> {
-        match fs::metadata(path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(Error::DirMissing { path: path.into() }),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::DirMissing { path: path.into() });
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Why an input file (the kong template, the env file) cannot be used.
+#[derive(Debug)]
+pub enum InputProblem {
+    Open(std::io::Error),
+    NotAFile(Kind),
+    TooLarge { limit: u64 },
+    Read(std::io::Error),
+}
+
+impl std::fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputProblem::Open(e) => write!(f, "cannot be read ({e})"),
+            InputProblem::NotAFile(kind) => write!(
+                f,
+                "is {}, not a regular file (supakeys reads only regular files, so that a run can never block)",
+                kind.describe()
+            ),
+            InputProblem::TooLarge { limit } => {
+                write!(f, "is larger than {} KiB", limit / 1024)
             }
-            Err(e) => return Err(Error::io("inspect", path, e)),
+            InputProblem::Read(e) => write!(f, "cannot be read ({e})"),
         }
-        let handle = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    }
+}
+
+/// Reads an input file given by the operator (symlinks are followed: ConfigMaps and
+/// secrets are mounted as links). Refuses anything but a regular file before reading a
+/// byte, and anything longer than `limit`: a FIFO without a writer would block forever.
+pub fn read_input(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, InputProblem> {
+    // Look before opening: opening some devices has effects of its own (a watchdog starts,
+    // a tape rewinds). The descriptor is checked again below: the path may change between.
+    let meta = std::fs::metadata(path).map_err(InputProblem::Open)?;
+    if !meta.is_file() {
+        return Err(InputProblem::NotAFile(Kind::of(meta.file_type())));
+    }
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| InputProblem::Open(e.into()))?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(InputProblem::Open)?;
+    if !meta.is_file() {
+        return Err(InputProblem::NotAFile(Kind::of(meta.file_type())));
+    }
+    read_bounded(file, limit)
+        .map_err(InputProblem::Read)?
+        .ok_or(InputProblem::TooLarge { limit })
+}
+
+/// Reads at most `limit` bytes; `None` when there are more.
+fn read_bounded(file: File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+impl Dir {
+    /// Opens the directory (the path itself may be a symlink: it is the operator's choice).
+    pub fn open(path: &Path) -> Result<Dir> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::NOENT | Errno::NOTDIR => Error::DirMissing { path: path.into() },
+            e => Error::io("open", path, e.into()),
+        })?;
+        let handle = File::from(fd);
+        let meta = handle
+            .metadata()
+            .map_err(|e| Error::io("inspect", path, e))?;
         Ok(Dir {
             path: path.into(),
+            owner: Owner {
+                uid: meta.uid(),
+                gid: meta.gid(),
+            },
             handle,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The owner of the directory itself.
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
+    /// The owner every managed file must have, when supakeys enforces one: the directory's
+    /// owner when that is not root (the services run as that uid, GoTrue as 1000 in the
+    /// image, and must read the 0600 files) and this process can give files to it (root
+    /// with `fchown`, or that uid itself). In a root-owned directory the owners are the
+    /// operator's arrangement: a rewritten file keeps its owner, a new one is this uid's.
+    pub fn file_owner(&self) -> Option<Owner> {
+        let uid = effective_uid();
+        (self.owner.uid != 0 && (uid == 0 || uid == self.owner.uid)).then_some(self.owner)
+    }
+
+    /// Whether this run writes files that the directory's (non-root) owner may not read.
+    pub fn foreign_run(&self) -> bool {
+        self.owner.uid != 0 && self.file_owner().is_none()
     }
 
     /// Takes the exclusive lock (an advisory lock on the directory itself, so no lock file
@@ -89,92 +269,208 @@ impl Dir {
         }
     }
 
-    /// Reads a managed file; `None` when it does not exist. Symlinks are refused.
-    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    /// Opens a managed file for reading without following a symlink or blocking on a FIFO;
+    /// `None` when it does not exist. Anything but a regular file is refused.
+    fn open_file(&self, name: &str) -> Result<Option<(File, std::fs::Metadata)>> {
         let path = self.path.join(name);
-        match fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("inspect", &path, e)),
-            Ok(m) if !m.file_type().is_file() => return Err(Error::NotARegularFile { path }),
-            Ok(_) => {}
+        let fd = match rustix::fs::openat(
+            self.handle.as_fd(),
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            // O_NOFOLLOW on a symlink; a socket cannot be opened at all.
+            Err(Errno::LOOP) => {
+                return Err(Error::NotARegularFile {
+                    path,
+                    what: Kind::Symlink.describe(),
+                });
+            }
+            Err(Errno::NXIO) => {
+                return Err(Error::NotARegularFile {
+                    path,
+                    what: Kind::Socket.describe(),
+                });
+            }
+            Err(Errno::ACCESS) => {
+                let uid = effective_uid();
+                return Err(match self.entry(name)? {
+                    Some(entry) if entry.owner.uid != uid => Error::NotReadable {
+                        path,
+                        owner: entry.owner.uid,
+                        uid,
+                    },
+                    _ => Error::io("open", path, Errno::ACCESS.into()),
+                });
+            }
+            Err(e) => return Err(Error::io("open", path, e.into())),
+        };
+        let file = File::from(fd);
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("inspect", &path, e))?;
+        if !meta.is_file() {
+            return Err(Error::NotARegularFile {
+                path,
+                what: Kind::of(meta.file_type()).describe(),
+            });
         }
-        fs::read(&path)
-            .map(Some)
-            .map_err(|e| Error::io("read", &path, e))
+        Ok(Some((file, meta)))
     }
 
-    /// The permission bits of a managed file, if it exists.
-    pub fn mode(&self, name: &str) -> Result<Option<u32>> {
+    /// Reads a managed file through its descriptor; `None` when it does not exist.
+    /// Symlinks and other non-files are refused, and so is a file longer than `limit`.
+    pub fn read(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        let Some((file, meta)) = self.open_file(name)? else {
+            return Ok(None);
+        };
         let path = self.path.join(name);
-        match fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("inspect", &path, e)),
-            Ok(m) => Ok(Some(m.permissions().mode() & 0o7777)),
+        if meta.len() > limit {
+            return Err(Error::TooLarge { path, limit });
+        }
+        match read_bounded(file, limit) {
+            Ok(Some(bytes)) => Ok(Some(bytes)),
+            Ok(None) => Err(Error::TooLarge { path, limit }),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    /// Reads a managed file whose bytes go to the output (`print-env`): like [`Dir::read`],
+    /// and it must have a single link. supakeys writes every file with one; a second link
+    /// may be a hard link someone made to a file outside the directory, which a root run
+    /// would otherwise print.
+    pub fn read_to_show(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        match self.open_file(name)? {
+            Some((_, meta)) if meta.nlink() != 1 => Err(Error::NotARegularFile {
+                path: self.path.join(name),
+                what: "a file with more than one hard link",
+            }),
+            _ => self.read(name, limit),
+        }
+    }
+
+    /// What a directory entry is, without following it; `None` when it does not exist.
+    pub fn entry(&self, name: &str) -> Result<Option<Entry>> {
+        match rustix::fs::statat(self.handle.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(Entry {
+                kind: Kind::of_raw(st.st_mode),
+                mode: st.st_mode & 0o7777,
+                owner: Owner {
+                    uid: st.st_uid,
+                    gid: st.st_gid,
+                },
+            })),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("inspect", self.path.join(name), e.into())),
         }
     }
 
     /// Removes temporary files left by a run that died mid-write. Call under the lock.
     pub fn remove_stale_temp_files(&self, _lock: &Lock<'_>) -> Result<()> {
-        let entries = fs::read_dir(&self.path).map_err(|e| Error::io("list", &self.path, e))?;
+        let list_err = |e: Errno| Error::io("list", &self.path, e.into());
+        let entries = rustix::fs::Dir::read_from(self.handle.as_fd()).map_err(list_err)?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", &self.path, e))?;
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                let path = entry.path();
-                fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-                tracing::debug!(file = %path.display(), "removed a temporary file left by an interrupted run");
+            let entry = entry.map_err(list_err)?;
+            let name = entry.file_name().to_bytes();
+            if name.starts_with(TEMP_PREFIX.as_bytes()) {
+                let name = String::from_utf8_lossy(name).into_owned();
+                // unlinkat removes the entry itself, whatever it points to.
+                rustix::fs::unlinkat(self.handle.as_fd(), name.as_str(), AtFlags::empty())
+                    .map_err(|e| Error::io("remove", self.path.join(&name), e.into()))?;
+                tracing::debug!(file = %name, "removed a temporary file left by an interrupted run");
             }
         }
         Ok(())
     }
 
-    /// Makes every planned file exist with its bytes and mode. Call under the lock.
+    /// Makes every planned file exist with its bytes, mode and owner. Call under the lock.
     ///
-    /// Three phases, so that a failure changes nothing: every target is inspected (a
-    /// symlink or directory is refused), every new file is staged as a synced temporary
-    /// file (a full disk fails here, and the temporary files are removed), and only then
-    /// are they renamed into place, in plan order: `state.json` first.
+    /// Three phases, so that a failure changes nothing: every target is inspected through
+    /// its descriptor (a symlink, directory, FIFO or other non-file is refused), every file
+    /// that is missing or wrong in bytes, mode or owner is staged as a synced temporary
+    /// file with its final mode and owner (a full disk or a refused `fchown` fails here,
+    /// and the temporary files are removed), and only then are they renamed into place, in
+    /// plan order: `state.json` first.
     pub fn apply(&self, _lock: &Lock<'_>, plan: &[PlannedFile]) -> Result<Applied> {
         let mut applied = Applied::default();
-        let mut to_write = Vec::new();
-        let mut to_chmod = Vec::new();
+        let owner = self.file_owner();
+        let mut to_write: Vec<(&PlannedFile, Fix)> = Vec::new();
         for file in plan {
-            if self.read(file.name)?.as_deref() != Some(&file.bytes[..]) {
-                to_write.push(file);
-            } else if self.mode(file.name)? != Some(file.mode) {
-                to_chmod.push(file);
-            } else {
-                applied.unchanged.push(file.name);
-            }
+            let fix = match self.open_file(file.name)? {
+                None => Fix::Content(None),
+                Some((existing, meta)) => {
+                    let path = self.path.join(file.name);
+                    let same_bytes = meta.len() == file.bytes.len() as u64
+                        && read_bounded(existing, meta.len())
+                            .map_err(|e| Error::io("read", &path, e))?
+                            .is_some_and(|bytes| bytes[..] == file.bytes[..]);
+                    let owner_right = owner.is_none_or(|o| {
+                        meta.uid() == o.uid && (effective_uid() != 0 || meta.gid() == o.gid)
+                    });
+                    let current = Owner {
+                        uid: meta.uid(),
+                        gid: meta.gid(),
+                    };
+                    if !same_bytes {
+                        Fix::Content(Some(current))
+                    } else if meta.permissions().mode() & 0o7777 != file.mode {
+                        Fix::Mode(current)
+                    } else if !owner_right {
+                        Fix::Owner
+                    } else {
+                        applied.unchanged.push(file.name);
+                        continue;
+                    }
+                }
+            };
+            to_write.push((file, fix));
         }
-        let mut staged: Vec<(PathBuf, &PlannedFile)> = Vec::new();
-        for file in &to_write {
-            match self.stage(file) {
-                Ok(temp) => staged.push((temp, file)),
+        let mut staged: Vec<(String, &PlannedFile, Fix)> = Vec::new();
+        for (file, fix) in to_write {
+            // A root run gives the file the enforced owner, else keeps the owner of the
+            // file it replaces; a new file in a root-owned directory stays root's.
+            let give = match (owner, fix) {
+                (Some(o), _) => Some(o),
+                (None, Fix::Content(current)) => current,
+                (None, Fix::Mode(current)) => Some(current),
+                (None, Fix::Owner) => None,
+            };
+            match self.stage(file, give) {
+                Ok(temp) => staged.push((temp, file, fix)),
                 Err(e) => {
-                    for (temp, _) in &staged {
-                        let _ = fs::remove_file(temp);
+                    for (temp, ..) in &staged {
+                        let _ = rustix::fs::unlinkat(
+                            self.handle.as_fd(),
+                            temp.as_str(),
+                            AtFlags::empty(),
+                        );
                     }
                     return Err(e);
                 }
             }
         }
-        for (i, (temp, file)) in staged.iter().enumerate() {
-            let target = self.path.join(file.name);
-            if let Err(e) = fs::rename(temp, &target) {
-                for (rest, _) in &staged[i..] {
-                    let _ = fs::remove_file(rest);
+        for (i, (temp, file, fix)) in staged.iter().enumerate() {
+            if let Err(e) = rustix::fs::renameat(
+                self.handle.as_fd(),
+                temp.as_str(),
+                self.handle.as_fd(),
+                file.name,
+            ) {
+                for (rest, ..) in &staged[i..] {
+                    let _ =
+                        rustix::fs::unlinkat(self.handle.as_fd(), rest.as_str(), AtFlags::empty());
                 }
-                return Err(Error::io("replace", &target, e));
+                return Err(Error::io("replace", self.path.join(file.name), e.into()));
             }
-            applied.written.push(file.name);
+            match fix {
+                Fix::Content(_) => applied.written.push(file.name),
+                Fix::Mode(_) => applied.mode_fixed.push(file.name),
+                Fix::Owner => applied.owner_fixed.push(file.name),
+            }
         }
-        for file in to_chmod {
-            let path = self.path.join(file.name);
-            fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))
-                .map_err(|e| Error::io("set the mode of", &path, e))?;
-            applied.mode_fixed.push(file.name);
-        }
-        if !applied.written.is_empty() || !applied.mode_fixed.is_empty() {
+        if !staged.is_empty() {
             self.handle
                 .sync_all()
                 .map_err(|e| Error::io("sync", &self.path, e))?;
@@ -182,34 +478,50 @@ impl Dir {
         Ok(applied)
     }
 
-    /// Writes `file` to a new temporary file in the directory, synced, with its final mode.
-    fn stage(&self, file: &PlannedFile) -> Result<PathBuf> {
+    /// Writes `file` to a new temporary file in the directory, synced, with its final mode
+    /// and, in a root run, `owner`; returns its name.
+    fn stage(&self, file: &PlannedFile, owner: Option<Owner>) -> Result<String> {
         let mut suffix = [0u8; 6];
         crate::fill_random(&mut suffix)?;
         let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let temp = self
-            .path
-            .join(format!("{TEMP_PREFIX}{}-{suffix}", file.name));
+        let name = format!("{TEMP_PREFIX}{}-{suffix}", file.name);
+        let path = self.path.join(&name);
+        let fd = rustix::fs::openat(
+            self.handle.as_fd(),
+            name.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(file.mode as _),
+        )
+        .map_err(|e| Error::io("create", &path, e.into()))?;
+        let mut out = File::from(fd);
         let result = (|| {
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(file.mode)
-                .open(&temp)
-                .map_err(|e| Error::io("create", &temp, e))?;
             // The umask may have narrowed the mode given to open(2); set it exactly.
-            out.set_permissions(fs::Permissions::from_mode(file.mode))
-                .map_err(|e| Error::io("set the mode of", &temp, e))?;
+            out.set_permissions(std::fs::Permissions::from_mode(file.mode))
+                .map_err(|e| Error::io("set the mode of", &path, e))?;
+            if effective_uid() == 0
+                && let Some(owner) = owner
+            {
+                std::os::unix::fs::fchown(&out, Some(owner.uid), Some(owner.gid))
+                    .map_err(|e| Error::io("set the owner of", &path, e))?;
+            }
             out.write_all(&file.bytes)
-                .map_err(|e| Error::io("write", &temp, e))?;
-            out.sync_all().map_err(|e| Error::io("sync", &temp, e))
+                .map_err(|e| Error::io("write", &path, e))?;
+            out.sync_all().map_err(|e| Error::io("sync", &path, e))
         })();
         match result {
-            Ok(()) => Ok(temp),
+            Ok(()) => Ok(name),
             Err(e) => {
-                let _ = fs::remove_file(&temp);
+                let _ = rustix::fs::unlinkat(self.handle.as_fd(), name.as_str(), AtFlags::empty());
                 Err(e)
             }
         }
     }
+}
+
+/// Why a planned file is staged, with the owner of the file it replaces.
+#[derive(Clone, Copy)]
+enum Fix {
+    Content(Option<Owner>),
+    Mode(Owner),
+    Owner,
 }

@@ -368,7 +368,7 @@ const CASES: &[Case] = &[
         name: "symlinked output file",
         initialised: true,
         code: 4,
-        message: "is a symlink or not a regular file",
+        message: "kong.yml is a symlink, not a regular file",
         prepare: |t| {
             std::fs::remove_file(t.dir.join("kong.yml")).unwrap();
             std::os::unix::fs::symlink("/etc/hostname", t.dir.join("kong.yml")).unwrap();

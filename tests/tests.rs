@@ -4,7 +4,9 @@ mod support;
 
 mod doctor;
 mod errors;
+mod hardening;
 mod init;
+mod kong_template;
 mod lifecycle;
 mod properties;
 mod stack;

@@ -27,13 +27,19 @@ from lib import (
 )
 
 KILL_SYSCALLS = ["rename", "renameat", "renameat2", "fsync", "fdatasync", "write", "openat"]
-FAULTS = [("rename", "EIO"), ("fsync", "EIO"), ("write", "ENOSPC"), ("fchmod", "EPERM")]
+# supakeys renames with renameat (relative to the directory's descriptor); rename is kept for
+# binaries built otherwise.
+FAULTS = [("rename", "EIO"), ("renameat", "EIO"), ("fsync", "EIO"), ("write", "ENOSPC"), ("fchmod", "EPERM"),
+          ("fchown", "EPERM")]
+# Calls made only before the first rename (issue 10, class 5: every fchmod and fchown is on a
+# staged file): a failure there must leave the directory exactly as it was.
+PRE_RENAME = {"fchmod", "fchown", "write"}
 
 
 def count_calls(env, d, args=()):
     """How many times one uninterrupted run makes each syscall (the crash points)."""
     p = subprocess.run(
-        ["strace", "-f", "-qq", "-c", "-e", "trace=" + ",".join(KILL_SYSCALLS + ["fchmod"]),
+        ["strace", "-f", "-qq", "-c", "-e", "trace=" + ",".join(KILL_SYSCALLS + ["fchmod", "fchown"]),
          "--", os.environ["SUPAKEYS_BIN"], *args],
         env=env, capture_output=True, text=True,
     )
@@ -46,13 +52,18 @@ def count_calls(env, d, args=()):
     return counts
 
 
-def copy_dir(src, dst):
+def copy_dir(src, dst, owner=None):
+    """A copy of `src` (an empty directory for None); with `owner`, the copy and everything in
+    it belong to that uid (copytree does not keep owners)."""
     if os.path.exists(dst):
         shutil.rmtree(dst)
     if src is None:
         os.mkdir(dst)
     else:
         shutil.copytree(src, dst, symlinks=True)
+    if owner is not None:
+        for p in [dst] + [os.path.join(dst, n) for n in os.listdir(dst)]:
+            os.lchown(p, owner, owner)
 
 
 def check_names_what_is_missing(res, d):
@@ -92,10 +103,11 @@ def check_crashed_run(t, where, res, how, d, secrets):
     t.check(not problems, f"{where}: no partial file visible", "; ".join(problems))
 
 
-def scenario(t, work, name, initial_env, crash_env):
-    """Crash every reachable point of a run of `crash_env` on the directory `initial_env` left."""
+def scenario(t, work, name, initial_env, crash_env, owner=None):
+    """Crash every reachable point of a run of `crash_env` on the directory `initial_env` left.
+    With `owner`, the directory belongs to that uid (root runs then fchown every file)."""
     base = os.path.join(work, f"{name}-initial")
-    copy_dir(None, base)
+    copy_dir(None, base, owner)
     committed = None
     if initial_env is not None:
         e = dict(initial_env, SUPAKEYS_DIR=base)
@@ -104,7 +116,7 @@ def scenario(t, work, name, initial_env, crash_env):
         committed = keypair(base)
     # The uninterrupted run: its files are the only other acceptable version of each file.
     ref = os.path.join(work, f"{name}-ref")
-    copy_dir(base, ref)
+    copy_dir(base, ref, owner)
     counts = count_calls(dict(crash_env, SUPAKEYS_DIR=ref), ref)
     old = file_hashes(base)
     new = file_hashes(ref) if initial_env is not None else None
@@ -113,13 +125,20 @@ def scenario(t, work, name, initial_env, crash_env):
     points = [(s, n, "kill") for s in KILL_SYSCALLS for n in range(1, counts.get(s, 0) + 1)]
     points += [(s, n, err) for s, err in FAULTS for n in range(1, counts.get(s, 0) + 1)]
     for syscall, n, how in points:
-        copy_dir(base, d)
+        copy_dir(base, d, owner)
+        pre = snapshot(d)
         env = dict(crash_env, SUPAKEYS_DIR=d)
         where = f"crash[{name}] {syscall}#{n} {how}"
         res = run(env, prefix=inject(syscall, n, how))
         tried += 1
         secrets = secrets_in(d, env) | secrets_in(base, env)
         check_crashed_run(t, where, res, how, d, secrets)
+        # The last fsync is the directory's, after the renames; every other one is a staged file's.
+        before_renames = (syscall in PRE_RENAME or (syscall == "fsync" and n < counts.get("fsync", 0))
+                          or (syscall.startswith("rename") and n == 1))
+        if how != "kill" and res.code == 4 and before_renames:
+            t.check(snapshot(d) == pre, f"{where}: a failure before the first rename changed nothing",
+                    f"{pre} -> {snapshot(d)}")
         if new is not None:
             now = file_hashes(d)
             mixed = [f for f in MANAGED if now.get(f) not in (old.get(f), new.get(f))]
@@ -419,8 +438,11 @@ def main(t, work):
         ("first-run", None, plain),
         ("jwt-secret-changed", plain, dict(plain, JWT_SECRET=SECRET_B)),
         ("legacy-keys-changed", with_legacy, changed_legacy),
+        # A directory of uid 1000 (the image's volume): a root run gives every file to it.
+        ("first-run-uid-1000-directory", None, plain),
     ]:
-        tried, counts = scenario(t, work, name, initial, crash)
+        owner = 1000 if "uid-1000" in name else None
+        tried, counts = scenario(t, work, name, initial, crash, owner)
         print(f"crash[{name}]: {tried} crash/fault points (syscalls per run: {counts})", flush=True)
         total += tried
     standby, rotate = ["keys", "standby"], ["keys", "rotate"]

@@ -1,5 +1,5 @@
-"""Runs the evidence checks (crash, concurrency, hostile input; secret hygiene in all of them)
-and prints `N passed, M failed` last. Usage: harness.py [crash|concurrency|hostile ...]."""
+"""Runs the evidence checks (crash, concurrency, hostile input, symlink swaps; secret hygiene in
+all of them) and prints `N passed, M failed` last. Usage: harness.py [crash|concurrency|hostile|swap ...]."""
 
 import os
 import sys
@@ -11,11 +11,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import concurrency  # noqa: E402
 import crash  # noqa: E402
 import hostile  # noqa: E402
+import swap  # noqa: E402
 from lib import Tally  # noqa: E402
 
 
 def main():
-    parts = sys.argv[1:] or ["crash", "concurrency", "hostile"]
+    parts = sys.argv[1:] or ["crash", "concurrency", "hostile", "swap"]
     t = Tally()
     work = tempfile.mkdtemp(prefix="supakeys-evidence-")
     os.chmod(work, 0o755)  # the read-only and wrong-owner cases run as nobody
@@ -26,7 +27,7 @@ def main():
         sub = os.path.join(work, part)
         os.mkdir(sub)
         os.chmod(sub, 0o755)
-        detail = {"crash": crash, "concurrency": concurrency, "hostile": hostile}[part].main(t, sub)
+        detail = {"crash": crash, "concurrency": concurrency, "hostile": hostile, "swap": swap}[part].main(t, sub)
         summary.append(
             f"{part}: {t.passed - before[0]} checks passed, {t.failed - before[1]} failed, "
             f"{detail}, {time.monotonic() - start:.1f}s"

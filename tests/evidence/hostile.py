@@ -6,10 +6,12 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 
 from lib import (
     OTHER_SECRET,
+    b64,
     SECRET,
     SECRET_B,
     base_env,
@@ -195,6 +197,123 @@ def both_legacy(anon, service):
     return prepare
 
 
+def special_at(name, kind):
+    """Replaces a managed file with a FIFO or a socket: reading either must never block."""
+    def prepare(c):
+        p = os.path.join(c.d, name)
+        if os.path.lexists(p):
+            os.remove(p)
+        if kind == "fifo":
+            os.mkfifo(p)
+        else:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(p)
+            sock.close()
+    return prepare
+
+
+def hard_link(name):
+    """Replaces a managed file with a hard link to a root-only file outside the directory
+    (where fs.protected_hardlinks is off, the directory's owner can make one)."""
+    def prepare(c):
+        outside = os.path.join(c.work, "outside-secret")
+        with open(outside, "w") as f:
+            f.write("NAME='outside content'\n")
+        os.chmod(outside, 0o600)
+        os.remove(os.path.join(c.d, name))
+        os.link(outside, os.path.join(c.d, name))
+    return prepare
+
+
+def fifo_input(var, via_link=False):
+    """An input file (kong template, env file) that is a FIFO with no writer."""
+    def prepare(c):
+        p = os.path.join(c.work, "input.fifo")
+        os.mkfifo(p)
+        if via_link:
+            os.symlink(p, p + ".link")
+            p += ".link"
+        c.env[var] = p
+    return prepare
+
+
+def state_value(path, value):
+    """Sets one value of state.json (path: keys into the JSON object)."""
+    def edit(s):
+        node = s
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value(s) if callable(value) else value
+    return edit_state(edit)
+
+
+def chown_all(c, uid):
+    os.chown(c.d, uid, uid)
+    for n in os.listdir(c.d):
+        os.chown(os.path.join(c.d, n), uid, uid)
+
+
+def foreign_kong_yml(c):
+    chown_all(c, 1000)
+    os.chown(os.path.join(c.d, "kong.yml"), 65534, 65534)
+
+
+def foreign_auth_env(c):
+    # The directory and its files belong to nobody, but auth.env (0600) to root: nobody
+    # cannot read it. The run must stop before renaming anything.
+    chown_all(c, 65534)
+    os.chown(os.path.join(c.d, "auth.env"), 0, 0)
+    c.env["JWT_SECRET"] = SECRET_B
+    c.prefix = NOBODY
+
+
+RSA_CACHE = {}
+
+
+def rsa_jwk(work, bits, e=65537, kid="rsa-key"):
+    """A private RS256 JWK made by openssl (any size and exponent, unlike supakeys)."""
+    if (bits, e) not in RSA_CACHE:
+        pem = os.path.join(work, f"rsa-{bits}-{e}.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{bits}",
+                        "-pkeyopt", f"rsa_keygen_pubexp:{e}", "-out", pem], check=True, capture_output=True)
+        text = subprocess.run(["openssl", "pkey", "-in", pem, "-text", "-noout"], check=True,
+                              capture_output=True, text=True).stdout
+        parts, name = {}, None
+        for line in text.splitlines():
+            if line.startswith("publicExponent:"):
+                parts["publicExponent"] = format(int(line.split()[1]), "x")
+            elif not line.startswith(" ") and line.endswith(":"):
+                name = line[:-1]
+                parts[name] = ""
+            elif line.startswith(" ") and name:
+                parts[name] += line.strip().replace(":", "")
+        member = lambda hexs: b64(int(hexs, 16).to_bytes((int(hexs, 16).bit_length() + 7) // 8, "big"))  # noqa: E731
+        names = {"n": "modulus", "e": "publicExponent", "d": "privateExponent", "p": "prime1", "q": "prime2",
+                 "dp": "exponent1", "dq": "exponent2", "qi": "coefficient"}
+        RSA_CACHE[(bits, e)] = {k: member(parts[v]) for k, v in names.items()}
+    return {"kty": "RSA", "kid": kid, "use": "sig", "key_ops": ["sign", "verify"], "alg": "RS256", "ext": True,
+            **RSA_CACHE[(bits, e)]}
+
+
+def rsa_state(bits):
+    def edit(s):
+        key = s["keys"][0]
+        key["alg"] = "RS256"
+        key["jwk"] = rsa_jwk(CTX["work"], bits, kid=key["kid"])
+    return edit_state(edit)
+
+
+CTX = {}
+BAD = "abc\udcff"  # the byte 0xff (surrogateescape): not UTF-8
+
+
+def billion_laughs():
+    text = "_format_version: '2.1'\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for i in range(1, 10):
+        text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n"
+    return text
+
+
 OCT = {"kty": "oct", "k": "", "alg": "HS256"}
 FMT = "_format_version: '2.1'\n"
 now_key = lambda role, **kw: (lambda: legacy_key(role, **kw))  # noqa: E731
@@ -344,10 +463,126 @@ CASES = [
      lambda c: open(os.path.join(c.d, "kong.yml"), "a").write("# edited\n"), ["check"], 6, ["kong.yml"]),
     ("check of a deleted auth.env", True, lambda c: os.remove(os.path.join(c.d, "auth.env")), ["check"], 6,
      ["auth.env"]),
+
+    # Issue 10. A needle "NOT x" means x must not appear in the message.
+    # Class 3 and 9: managed files that are not regular files are refused without blocking.
+    ("state.json is a FIFO", True, special_at("state.json", "fifo"), [], 4, ["state.json", "FIFO"]),
+    ("kong.yml is a FIFO", True, special_at("kong.yml", "fifo"), [], 4, ["kong.yml", "FIFO"]),
+    ("auth.env is a socket", True, special_at("auth.env", "socket"), [], 4, ["auth.env", "socket"]),
+    ("check with a FIFO for jwks.json", True, special_at("jwks.json", "fifo"), ["check"], 4, ["jwks.json", "FIFO"]),
+    ("keys list with a FIFO for supabase.env", True, special_at("supabase.env", "fifo"), ["keys", "list"], 4,
+     ["supabase.env", "FIFO"]),
+    ("print-env with supabase.env a symlink", True, symlink("supabase.env", "file"), ["print-env"], 4,
+     ["supabase.env", "symlink"]),
+    ("print-env with supabase.env hard-linked to a file outside", True, hard_link("supabase.env"), ["print-env"], 4,
+     ["supabase.env", "hard link"]),
+    # Class 9: input files that are not regular files, or too large.
+    ("kong template is a FIFO", False, fifo_input("SUPAKEYS_KONG_TEMPLATE"), [], 2, ["input.fifo", "FIFO"]),
+    ("kong template is a symlink to a FIFO", False, fifo_input("SUPAKEYS_KONG_TEMPLATE", True), [], 2,
+     ["input.fifo.link", "FIFO"]),
+    ("env file is a FIFO", False, fifo_input("SUPAKEYS_ENV_FILE"), [], 2, ["input.fifo", "FIFO"]),
+    ("env file is /dev/zero", False, setenv(SUPAKEYS_ENV_FILE="/dev/zero"), [], 2, ["/dev/zero", "device"]),
+    ("kong template is /dev/zero", False, setenv(SUPAKEYS_KONG_TEMPLATE="/dev/zero"), [], 2,
+     ["/dev/zero", "device"]),
+    ("kong template of 2 MiB", False, template("_format_version: '2.1'\nx: '" + "a" * (2 << 20) + "'\n"), [], 2,
+     ["kong.tmpl.yml", "larger than"]),
+    ("env file of 2 MiB", False, envfile("A=" + "a" * (2 << 20) + "\n"), [], 2, ["bad.env", "larger than"]),
+    # Class 6: values that are not UTF-8 are bad input, never "unset".
+    ("JWT_KEYS not UTF-8 (first run)", False, setenv(JWT_KEYS=BAD), [], 2, ["JWT_KEYS: is not valid UTF-8"]),
+    ("SUPABASE_SECRET_KEY not UTF-8 (existing state)", True, setenv(SUPABASE_SECRET_KEY=BAD), [], 2,
+     ["SUPABASE_SECRET_KEY: is not valid UTF-8"]),
+    ("JWT_SECRET not UTF-8", False, setenv(JWT_SECRET="a" * 40 + BAD), [], 2, ["JWT_SECRET: is not valid UTF-8"]),
+    ("ANON_KEY not UTF-8", False, setenv(ANON_KEY=BAD), [], 2, ["ANON_KEY: is not valid UTF-8"]),
+    ("DASHBOARD_USERNAME not UTF-8", False, setenv(DASHBOARD_USERNAME=BAD), [], 2,
+     ["DASHBOARD_USERNAME: is not valid UTF-8"]),
+    ("SUPAKEYS_DIR not UTF-8", False, setenv(SUPAKEYS_DIR=BAD), [], 2, ["SUPAKEYS_DIR: is not valid UTF-8"]),
+    ("--dir not UTF-8", False, setenv(), ["--dir", BAD], 2, ["--dir: is not valid UTF-8", "NOT SUPAKEYS_DIR"]),
+    ("SUPAKEYS_ENV_FILE not UTF-8", False, setenv(SUPAKEYS_ENV_FILE=BAD), [], 2,
+     ["SUPAKEYS_ENV_FILE: is not valid UTF-8"]),
+    ("keys revoke KID not UTF-8", True, setenv(), ["keys", "revoke", BAD], 2, ["KID (the argument of keys revoke)"]),
+    ("env file line not UTF-8", False, envfile(b"A=1\nB=caf\xe9\n"), [], 2, ["bad.env:2", "UTF-8"]),
+    # Class 10: the message names where the value came from.
+    ("--alg ES265 as a flag", False, setenv(), ["--alg", "ES265"], 2, ["--alg: must be", "NOT SUPAKEYS_ALG"]),
+    ("SUPAKEYS_ALG in the env file", False, envfile("SUPAKEYS_ALG=ES265\n"), [], 2, ["SUPAKEYS_ALG (in "]),
+    ("keys revoke 'bad kid' with SUPAKEYS_KID set", True, setenv(SUPAKEYS_KID="first"), ["keys", "revoke", "bad kid"],
+     2, ["KID (the argument of keys revoke): contains a space", "NOT SUPAKEYS_KID"]),
+    ("ANON_KEY with a newline inside", False,
+     both_legacy(lambda: legacy_key("anon")[:30] + "\n" + legacy_key("anon")[30:], now_key("service_role")), [], 2,
+     ["ANON_KEY: contains a newline"]),
+    ("SUPAKEYS_LOG_LEVEL with a trailing space", False, setenv(SUPAKEYS_LOG_LEVEL="info "), [], 2,
+     ["SUPAKEYS_LOG_LEVEL", "ends with a space"]),
+    # Class 12: every value is bounded like the ones supakeys makes.
+    ("state.json secret_key of 2 MiB", True, state_value(["secret_key"], "sb_secret_" + "a" * (2 << 20)), [], 3,
+     ["state.json", "larger than"]),
+    ("state.json publishable_key of 300 characters", True,
+     state_value(["publishable_key"], "sb_publishable_" + "a" * 300), [], 3, ["state.json", "publishable_key"]),
+    ("state.json created_at negative", True, state_value(["keys", 0, "created_at"], -1), [], 3,
+     ["state.json", "created_at"]),
+    ("state.json minted.exp in year 30000", True, state_value(["minted", "exp"], 884541340800), [], 3,
+     ["state.json", "minted"]),
+    ("state.json fingerprint not hex", True, state_value(["inputs", "jwt_secret"], "x" * 5000), [], 3,
+     ["state.json", "fingerprint"]),
+    ("state.json RSA key of 2560 bits", True, rsa_state(2560), [], 3, ["state.json", "2560 bits"]),
+    ("JWT_KEYS RSA key of 2560 bits", False, jwt_keys(lambda c: [rsa_jwk(c.work, 2560), OCT]), [], 2,
+     ["JWT_KEYS", "2560 bits"]),
+    ("JWT_KEYS RSA key with e=3", False, jwt_keys(lambda c: [rsa_jwk(c.work, 2048, 3), OCT]), [], 2,
+     ["JWT_KEYS", "65537"]),
+    ("JWT_KEYS of 100 KiB", False, setenv(JWT_KEYS="[" + " " * (100 << 10) + "]"), [], 2, ["JWT_KEYS", "KiB"]),
+    ("JWT_ISSUER with a newline", False, setenv(JWT_ISSUER="https://example.com/auth/v1\n/x"), [], 2,
+     ["JWT_ISSUER", "newline"]),
+    ("JWT_ISSUER with a query", False, setenv(JWT_ISSUER="https://example.com/auth/v1?x=1"), [], 2,
+     ["JWT_ISSUER", "query"]),
+    ("JWT_ISSUER of 3000 characters", False, setenv(JWT_ISSUER="https://example.com/" + "a" * 3000), [], 2,
+     ["JWT_ISSUER", "longer than"]),
+    ("JWT_SECRET of 5000 characters", False, setenv(JWT_SECRET="s" * 5000), [], 2, ["JWT_SECRET", "longer than"]),
+    ("ANON_KEY of 20 KiB", False, both_legacy("a" * (20 << 10), now_key("service_role")), [], 2,
+     ["ANON_KEY", "KiB"]),
+    ("SUPABASE_SECRET_KEY of 300 characters", False, setenv(SUPABASE_SECRET_KEY="sb_secret_" + "a" * 300), [], 2,
+     ["SUPABASE_SECRET_KEY", "16 to 128"]),
+    ("DASHBOARD_USERNAME with a colon", False, setenv(DASHBOARD_USERNAME="ad:min"), [], 2,
+     ["DASHBOARD_USERNAME", "':'"]),
+    ("DASHBOARD_PASSWORD with a newline", False, setenv(DASHBOARD_PASSWORD="pass\nword"), [], 2,
+     ["DASHBOARD_PASSWORD", "control character"]),
+    ("kong template path with a newline", False, setenv(SUPAKEYS_KONG_TEMPLATE="/tmp/x\ny.yml"), [], 2,
+     ["SUPAKEYS_KONG_TEMPLATE", "control character"]),
+    # Class 7: templates read as Kong reads them, within a budget.
+    ("kong template billion laughs", False, lambda c: template(billion_laughs())(c), [], 2,
+     ["kong.tmpl.yml", "billion laughs"]),
+    ("kong template nested 10000 deep (flow)", False, template(FMT + "x: " + "[" * 10000 + "]" * 10000 + "\n"), [],
+     2, ["kong.tmpl.yml", "recursion limit"]),
+    ("kong template nested 100 deep (block)", False,
+     template(FMT + "".join(" " * i + f"k{i}:\n" for i in range(100)) + " " * 100 + "v\n"), [], 2,
+     ["kong.tmpl.yml", "deeper than 64"]),
+    ("kong template placeholder in a key", False, template(FMT + "consumers:\n  - $DASHBOARD_PASSWORD: x\n"), [], 2,
+     ["$DASHBOARD_PASSWORD", "mapping key"]),
+    ("kong template merge key with a scalar", False, template(FMT + "a: {<<: 5}\n"), [], 2, ["merge key"]),
+    ("kong template with a !!binary tag", False, template(FMT + "a: !!binary aGk=\n"), [], 2, ["!!binary"]),
+    ("kong template duplicate key", False, template(FMT + "a: 1\na: 2\n"), [], 2, ["twice"]),
+    ("kong template renders to more than 8 MiB", False,
+     template(FMT + "".join(f"k{i}: '" + " ".join(["$LUA_AUTH_EXPR"] * 10) + "'\n" for i in range(4000))), [], 2,
+     ["renders to more than"]),
+    ("kong template numeric _format_version", False, template("_format_version: 2.1\n"), [], 2,
+     ["_format_version", "not a string"]),
+    # Class 8: legacy NumericDates that are not numbers, or beyond any verifier.
+    ("ANON_KEY exp is a string", False,
+     both_legacy(lambda: hs256({"role": "anon", "iss": "supabase", "iat": 1, "exp": "soon"}, SECRET),
+                 now_key("service_role")), [], 2, ["ANON_KEY", "exp claim that is not a number"]),
+    ("ANON_KEY exp after 9999", False,
+     both_legacy(lambda: hs256({"role": "anon", "iss": "supabase", "iat": 1, "exp": 3e11}, SECRET),
+                 now_key("service_role")), [], 2, ["ANON_KEY", "9999"]),
+    ("ANON_KEY nbf not a number", False,
+     both_legacy(lambda: hs256({"role": "anon", "iss": "supabase", "iat": 1, "nbf": [], "exp": 4102444800}, SECRET),
+                 now_key("service_role")), [], 2, ["ANON_KEY", "nbf"]),
+    # Class 4: owners.
+    ("check of a file of another uid (directory of uid 1000)", True, foreign_kong_yml, ["check"], 6,
+     ["kong.yml belongs to uid 65534, the directory to uid 1000"]),
+    ("root 0600 auth.env in a directory of nobody, run as nobody", True, foreign_auth_env, [], 4,
+     ["auth.env", "belongs to uid 0"]),
 ]
 
 
 def main(t, work):
+    CTX["work"] = work
     jwk_a, jwk_b = private_jwk(work, "a"), private_jwk(work, "b")
     OCT["k"] = __import__("lib").b64(SECRET.encode())
     skipped = []
@@ -370,11 +605,17 @@ def main(t, work):
                 continue
             before = snapshot(c.watch)
             secrets = secrets_in(c.watch, c.env) | secrets_in(d, base_env(d))
-            res = run(c.env, args, prefix=c.prefix)
             where = f"hostile[{name}]"
-            t.check(res.code == code, f"{where}: exit {code}", f"got {res.code}: {res.stderr}")
-            missing = [n for n in needles if n not in res.stderr]
-            t.check(not missing, f"{where}: the message names {needles}", f"missing {missing} in: {res.stderr}")
+            try:
+                res = run(c.env, args, prefix=c.prefix, timeout=60)
+            except subprocess.TimeoutExpired:
+                t.check(False, f"{where}: finishes (it blocked for 60 s)")
+                continue
+            t.check(res.code == code, f"{where}: exit {code}", f"got {res.code}: {res.stderr[-3000:]}")
+            missing = [n for n in needles if not n.startswith("NOT ") and n not in res.stderr]
+            blamed = [n[4:] for n in needles if n.startswith("NOT ") and n[4:] in res.stderr]
+            t.check(not missing and not blamed, f"{where}: the message names {needles}",
+                    f"missing {missing}, wrongly named {blamed} in: {res.stderr[-3000:]}")
             after = snapshot(c.watch)
             t.check(after == before, f"{where}: no byte, mode, owner or mtime changed",
                     diff(before, after))

@@ -214,7 +214,8 @@ def secrets_in(d: str, env: dict) -> set:
         if v:
             s.add(v)
     if env.get("JWT_SECRET"):
-        s.add(b64(env["JWT_SECRET"].encode()))
+        # surrogateescape: the hostile table also passes values that are not UTF-8.
+        s.add(b64(env["JWT_SECRET"].encode("utf-8", "surrogateescape")))
     if env.get("JWT_KEYS"):
         try:
             for k in json.loads(env["JWT_KEYS"]):
@@ -223,8 +224,15 @@ def secrets_in(d: str, env: dict) -> set:
                         s.add(k[m])
         except (ValueError, TypeError, AttributeError):
             pass
+    def regular(name):
+        # A FIFO in place of a managed file (a hostile case) would block open().
+        p = os.path.join(d, name)
+        return os.path.isfile(p) and not os.path.islink(p)
+
     if d and os.path.isdir(d):
         try:
+            if not regular("state.json"):
+                raise OSError("not a regular file")
             v = json.load(open(os.path.join(d, "state.json")))
             for key in v.get("keys", []):
                 for m in ("d", "p", "q", "dp", "dq", "qi"):
@@ -235,6 +243,8 @@ def secrets_in(d: str, env: dict) -> set:
         except (OSError, ValueError, AttributeError, TypeError):
             pass
         try:
+            if not regular("supabase.env"):
+                raise OSError("not a regular file")
             envs = parse_env_file(open(os.path.join(d, "supabase.env")).read())
             for name in ("SERVICE_ROLE_KEY_ASYMMETRIC", "SERVICE_ROLE_KEY", "SUPABASE_SECRET_KEY"):
                 if envs.get(name):
