@@ -102,12 +102,12 @@ pub struct DoctorArgs {
         env = "SUPAKEYS_ACCESS_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN",
-        value_parser = secret_value,
-        conflicts_with = "sign_in_anonymously"
+        value_parser = secret_value
     )]
     pub access_token: Option<Secret>,
     /// Get a token by signing in anonymously (creates one anonymous user: the only change
-    /// doctor makes, and only when asked).
+    /// doctor makes, and only when asked). Not with --access-token (an empty
+    /// SUPAKEYS_ACCESS_TOKEN counts as unset, so the two are checked in `doctor`, not here).
     #[arg(long)]
     pub sign_in_anonymously: bool,
     /// `text` for people, `json` for scripts [default: text].

@@ -109,7 +109,14 @@ impl Options {
             _ => None,
         };
         let token = match (given, args.sign_in_anonymously) {
-            (Some(t), _) => {
+            (Some(_), true) => {
+                return Err(Error::invalid(
+                    "--sign-in-anonymously",
+                    "cannot be used with an access token (--access-token or SUPAKEYS_ACCESS_TOKEN)",
+                    "Give one of the two: the token of a real session, or the flag.",
+                ));
+            }
+            (Some(t), false) => {
                 if let Err(p) = crate::jwt::parse(t.expose()) {
                     return Err(Error::invalid(
                         "--access-token (SUPAKEYS_ACCESS_TOKEN)",

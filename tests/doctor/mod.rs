@@ -403,8 +403,25 @@ fn bad_doctor_flags_are_bad_input() {
     test.run().fails_with(2, "is not a JWT");
     test.args(&["doctor", "--timeout", "0"]);
     test.run().fails_with(2, "--timeout");
+    test.args(&["doctor", "--sign-in-anonymously", "--access-token", "a.b.c"]);
+    test.run().fails_with(
+        2,
+        "--sign-in-anonymously: cannot be used with an access token",
+    );
     let empty = Test::new();
     let mut empty = empty;
     empty.args(&["doctor"]);
     empty.run().fails_with(3, "state.json does not exist");
+}
+
+/// The compose layers pass `SUPAKEYS_ACCESS_TOKEN: ${SUPAKEYS_ACCESS_TOKEN:-}`: an empty
+/// variable counts as unset, so `doctor --sign-in-anonymously` must not see a conflict.
+#[test]
+fn an_empty_access_token_variable_is_no_token() {
+    let (mut test, stack) = setup();
+    let url = serve(stack);
+    test.env("SUPAKEYS_ACCESS_TOKEN", "");
+    let (out, report) = doctor(&mut test, &url, &["--sign-in-anonymously"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(lines(&report, "fail"), Vec::<String>::new());
 }
