@@ -195,16 +195,7 @@ impl Material {
         };
         let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
             .map_err(|_| Error::state(dir_path.join("jwt_jwks.json"), "not valid JSON"))?;
-        let oct = jwt_jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .and_then(|keys| keys.iter().find(|k| k["kty"] == "oct"))
-            .and_then(|k| k.get("k").and_then(Value::as_str))
-            .and_then(crate::jwk::unb64)
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .map(Secret::new);
-        // The same rule as `keys list`: the oct key is in jwt_jwks.json exactly when legacy
-        // HS256 is accepted.
+        let oct = crate::render::legacy_hs256_secret(&jwt_jwks);
         let mode = if oct.is_some() {
             LegacyHs256::Accept
         } else {
@@ -569,20 +560,13 @@ fn lines(
     out
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// `supakeys doctor`.
 pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
     let options = Options::parse(args)?;
     let material = Material::load(inputs)?;
     let dir = inputs.dir();
     let started = Instant::now();
-    let (probes, tokens) = plan(&material, &options, now())?;
+    let (probes, tokens) = plan(&material, &options, crate::now())?;
     let mut answers = execute(&options.target, probes, options.timeout);
     retry_refused(
         &options.target,

@@ -85,7 +85,8 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
     let hs256 = files
         .iter()
         .find(|(n, _)| *n == "jwt_jwks.json")
-        .map(|(_, b)| contains(b, "\"kty\":\"oct\""));
+        .and_then(|(_, b)| serde_json::from_slice::<Value>(b).ok())
+        .map(|jwks| crate::render::legacy_hs256_secret(&jwks).is_some());
     let env = files
         .iter()
         .find(|(n, _)| *n == "supabase.env")
@@ -95,10 +96,7 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
     // The tokens are the minted ones when they carry the state's exp; legacy keys re-signed
     // keep their own exp and are never renewed by supakeys.
     let minted = anon_exp == Some(state.minted.exp);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let renewal_due = minted && now >= state.minted.renew_from();
+    let renewal_due = minted && crate::now() >= state.minted.renew_from();
     let report = json!({
         "keys": keys,
         "legacy_hs256": match hs256 { Some(true) => "accepted", Some(false) => "rejected", None => "unknown" },

@@ -27,6 +27,13 @@ pub mod state;
 pub mod store;
 mod yaml;
 
+/// The time of this run, in unix seconds (0 if the clock is before 1970).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Fills `buf` with the operating system's randomness.
 pub fn fill_random(buf: &mut [u8]) -> error::Result<()> {
     getrandom::fill(buf).map_err(|e| error::Error::Randomness {

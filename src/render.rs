@@ -77,6 +77,22 @@ fn json_line(value: &Value) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(bytes)
 }
 
+/// The legacy HS256 secret in a `jwt_jwks.json` that [`plan`] wrote: its oct key is there
+/// exactly while legacy HS256 is accepted, which is how `keys list` and `doctor` read the
+/// mode of a directory. `None` when HS256 is rejected (or the file is not of that shape).
+pub fn legacy_hs256_secret(jwt_jwks: &Value) -> Option<crate::secret::Secret> {
+    jwt_jwks
+        .get("keys")?
+        .as_array()?
+        .iter()
+        .find(|k| k["kty"] == "oct")?
+        .get("k")?
+        .as_str()
+        .and_then(crate::jwk::unb64)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(crate::secret::Secret::new)
+}
+
 /// `vars` followed by `extra`, when there is one.
 fn with_extra<'a>(
     vars: &[(&'static str, &'a str)],

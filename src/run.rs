@@ -86,13 +86,6 @@ fn init_logging(format: LogFormat, level: tracing::Level) {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// What a run does to the state besides reconciling it with the inputs.
 enum Op {
     Init,
@@ -158,7 +151,7 @@ pub fn init(inputs: &Inputs) -> Result<()> {
 /// Init, or a lifecycle transition: one locked read-modify-write of the directory, with
 /// `state.json` written first so a crash leaves either the old or the new state.
 fn update(inputs: &Inputs, op: Op) -> Result<()> {
-    let config = inputs.config(now())?;
+    let config = inputs.config(crate::now())?;
     let dir = Dir::open(&config.dir)?;
     warn_about_owner(&dir);
     let lock = dir.lock(config.lock_timeout)?;
@@ -321,7 +314,7 @@ fn print_reloads(written: &[&str]) {
 /// `supakeys check`.
 fn check(inputs: &Inputs) -> Result<()> {
     let config = if inputs.has_jwt_secret() {
-        Some(inputs.config(now())?)
+        Some(inputs.config(crate::now())?)
     } else {
         None
     };

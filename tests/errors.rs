@@ -30,16 +30,6 @@ fn signer_jwk(kid: &str) -> serde_json::Value {
     .private_jwk()
 }
 
-fn edit_state(t: &mut Test, edit: fn(&mut serde_json::Value)) {
-    let mut state = t.json("state.json");
-    edit(&mut state);
-    std::fs::write(
-        t.dir.join("state.json"),
-        serde_json::to_vec_pretty(&state).unwrap(),
-    )
-    .unwrap();
-}
-
 const CASES: &[Case] = &[
     Case {
         name: "missing JWT_SECRET",
@@ -325,7 +315,7 @@ const CASES: &[Case] = &[
         code: 3,
         message: "public members x/y do not belong",
         prepare: |t| {
-            edit_state(t, |s| {
+            t.edit_state(|s| {
                 s["keys"][0]["jwk"]["d"] = signer_jwk("x")["d"].clone();
             })
         },
@@ -336,7 +326,7 @@ const CASES: &[Case] = &[
         code: 3,
         message: "0 keys have status \"current\"",
         prepare: |t| {
-            edit_state(t, |s| {
+            t.edit_state(|s| {
                 s["keys"] = json!([]);
             })
         },
@@ -347,7 +337,7 @@ const CASES: &[Case] = &[
         code: 3,
         message: "It was written by supakeys 9.1.0: use that version or a newer one",
         prepare: |t| {
-            edit_state(t, |s| {
+            t.edit_state(|s| {
                 s["version"] = json!(3);
                 s["written_by"] = json!("9.1.0");
             })
@@ -359,7 +349,7 @@ const CASES: &[Case] = &[
         code: 3,
         message: "unexpected structure",
         prepare: |t| {
-            edit_state(t, |s| {
+            t.edit_state(|s| {
                 s["surprise"] = json!(1);
             })
         },

@@ -18,16 +18,6 @@ fn output(mut cmd: Command) -> Output {
     }
 }
 
-fn edit_state(t: &Test, edit: impl FnOnce(&mut Value)) {
-    let mut state = t.json("state.json");
-    edit(&mut state);
-    std::fs::write(
-        t.dir.join("state.json"),
-        serde_json::to_vec_pretty(&state).unwrap(),
-    )
-    .unwrap();
-}
-
 fn anon(t: &Test) -> String {
     t.var("supabase.env", "ANON_KEY_ASYMMETRIC")
 }
@@ -70,7 +60,7 @@ fn minted_tokens_are_renewed_in_the_last_fifth_of_their_lifetime() {
     let ttl = 5 * 365 * 86_400;
     // Three years old: two fifths are left, nothing to renew.
     let iat = now() - 3 * 365 * 86_400;
-    edit_state(&t, |s| s["minted"] = json!({"iat": iat, "exp": iat + ttl}));
+    t.edit_state(|s| s["minted"] = json!({"iat": iat, "exp": iat + ttl}));
     let out = t.run();
     out.success();
     assert!(!out.stderr.contains("renewed"), "{}", out.stderr);
@@ -93,7 +83,7 @@ fn minted_tokens_are_renewed_in_the_last_fifth_of_their_lifetime() {
 
     // Four years and a day old: less than a fifth (one year) is left.
     let iat = now() - 4 * 365 * 86_400 - 86_400;
-    edit_state(&t, |s| s["minted"] = json!({"iat": iat, "exp": iat + ttl}));
+    t.edit_state(|s| s["minted"] = json!({"iat": iat, "exp": iat + ttl}));
     let out = t.run();
     out.success();
     assert!(
@@ -129,7 +119,7 @@ fn keys_list_says_when_renewal_is_due() {
 fn rotate_now_never_resigns_an_expired_minted_payload() {
     let t = Test::new();
     t.run().success();
-    edit_state(&t, |s| {
+    t.edit_state(|s| {
         s["minted"] = json!({"iat": now() - 6 * 365 * 86_400, "exp": now() - 10});
     });
     t.clone_args(&["keys", "rotate", "--now"]).run().success();

@@ -5,25 +5,14 @@
 //! key became a literal key, a billion-laughs template exhausted memory, a BOM hid
 //! `_format_version`, a placeholder in a key stayed verbatim.
 
+use crate::support::kong_values;
 use supakeys::kong::{Template, Values};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const FMT: &str = "_format_version: '2.1'\n";
 
 fn values() -> Values<'static> {
-    Values {
-        anon_key: "ANON",
-        service_key: "SERVICE",
-        publishable_key: "sb_publishable_P",
-        secret_key: "sb_secret_S",
-        anon_asymmetric: "ANON_ES",
-        service_asymmetric: "SERVICE_ES",
-        extra_anon: None,
-        extra_service: None,
-        dashboard_username: Some("supabase"),
-        dashboard_password: Some("pw"),
-        jwt_issuer: None,
-    }
+    kong_values("supabase", "pw")
 }
 
 /// Renders `body` (after the format line) and reads kong.yml back with a YAML 1.2 parser;

@@ -2,12 +2,12 @@
 //! trips, env-file quoting, kong placeholder substitution without YAML injection, and parsers
 //! that never panic on arbitrary bytes. Case counts are modest so the suite stays fast.
 
-use crate::support::Test;
+use crate::support::{Test, kong_values};
 use proptest::prelude::*;
 use std::path::Path;
 use supakeys::envfile::{self, DotEnv};
 use supakeys::jwk::{Kid, SigningKey, unb64};
-use supakeys::kong::{Template, Values};
+use supakeys::kong::Template;
 use supakeys::state::State;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -71,22 +71,6 @@ const TEMPLATE: &str = "_format_version: '2.1'\n\
 basicauth_credentials:\n  - consumer: DASHBOARD\n    username: $DASHBOARD_USERNAME\n    password: $DASHBOARD_PASSWORD\n\
 greeting: 'user $DASHBOARD_USERNAME here'\n";
 
-fn values<'a>(username: &'a str, password: &'a str) -> Values<'a> {
-    Values {
-        anon_key: "ANON",
-        service_key: "SERVICE",
-        publishable_key: "sb_publishable_P",
-        secret_key: "sb_secret_S",
-        anon_asymmetric: "ANON_ES",
-        service_asymmetric: "SERVICE_ES",
-        extra_anon: None,
-        extra_service: None,
-        dashboard_username: Some(username),
-        dashboard_password: Some(password),
-        jwt_issuer: None,
-    }
-}
-
 fn keys_of(doc: &Yaml) -> Vec<String> {
     doc.as_hash()
         .map(|h| {
@@ -144,7 +128,7 @@ proptest! {
     #[test]
     fn kong_values_cannot_inject_yaml(username in hostile_text(), password in hostile_text()) {
         let template = Template::parse("prop.yml", TEMPLATE).unwrap();
-        let out = template.render(&values(&username, &password)).unwrap();
+        let out = template.render(&kong_values(&username, &password)).unwrap();
         let docs = YamlLoader::load_from_str(&out).unwrap();
         prop_assert_eq!(docs.len(), 1);
         let doc = &docs[0];

@@ -156,6 +156,17 @@ impl Test {
         line[prefix.len()..line.len() - 1].to_owned()
     }
 
+    /// Rewrites `state.json` with `edit` applied (pretty JSON; supakeys' own layout is not needed).
+    pub fn edit_state(&self, edit: impl FnOnce(&mut Value)) {
+        let mut state = self.json("state.json");
+        edit(&mut state);
+        std::fs::write(
+            self.dir.join("state.json"),
+            serde_json::to_vec_pretty(&state).unwrap(),
+        )
+        .unwrap();
+    }
+
     pub fn json(&self, name: &str) -> Value {
         serde_json::from_str(&self.read(name)).unwrap()
     }
@@ -218,4 +229,21 @@ pub fn claims(token: &str) -> Value {
 pub fn header(token: &str) -> Value {
     let header = token.split('.').next().unwrap();
     serde_json::from_slice(&supakeys::jwk::unb64(header).unwrap()).unwrap()
+}
+
+/// Values for rendering kong templates in tests, with the given dashboard credentials.
+pub fn kong_values<'a>(username: &'a str, password: &'a str) -> supakeys::kong::Values<'a> {
+    supakeys::kong::Values {
+        anon_key: "ANON",
+        service_key: "SERVICE",
+        publishable_key: "sb_publishable_P",
+        secret_key: "sb_secret_S",
+        anon_asymmetric: "ANON_ES",
+        service_asymmetric: "SERVICE_ES",
+        extra_anon: None,
+        extra_service: None,
+        dashboard_username: Some(username),
+        dashboard_password: Some(password),
+        jwt_issuer: None,
+    }
 }
