@@ -21,20 +21,14 @@ import urllib.error
 import urllib.request
 
 import jwt
+import keysdir
 
 url, snap, results, kind, hs256, legacy_anon, legacy_service = sys.argv[1:8]
 accept = hs256 == "accept"
 
 
 def env_file(name):
-    out = {}
-    with open(f"{snap}/{name}", encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if line and not line.startswith("#"):
-                k, _, v = line.partition("=")
-                out[k] = v[1:-1] if len(v) >= 2 and v[0] == v[-1] == "'" else v
-    return out
+    return keysdir.env_file(snap, name)
 
 
 s = env_file("supabase.env")

@@ -15,21 +15,15 @@ import json
 import os
 import sys
 
+import keysdir
+
 snap, results, svc, kind, hs256 = sys.argv[1:6]
 kind = "kong" if kind.startswith("kong") else kind  # kong-era: Kong, an older template
 problems = []
 
 
 def env_file(name):
-    """supakeys' NAME='value' lines."""
-    out = {}
-    with open(os.path.join(snap, name), encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if line and not line.startswith("#"):
-                key, _, val = line.partition("=")
-                out[key] = val[1:-1] if len(val) >= 2 and val[0] == val[-1] == "'" else val
-    return out
+    return keysdir.env_file(snap, name)
 
 
 def sha(name):

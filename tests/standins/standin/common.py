@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 RESULTS = os.environ.get("STANDIN_RESULTS", "/results")
@@ -102,6 +103,16 @@ class Recorder:
                     f.write(line)
             except OSError:
                 pass
+
+
+def http_ok(url, what):
+    """A healthcheck command's answer: 0 when `url` answers 200, else 1 with `what` said."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return 0 if r.status == 200 else 1
+    except Exception as e:
+        print(f"{what}: {e}", file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------- dotenv
@@ -300,6 +311,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Standin-Service", self.service)
         if "role" in self.extra:
             self.send_header("X-Standin-Role", str(self.extra["role"]))
+        self.finish_reply(status, data)
+
+    def finish_reply(self, status, data):
+        """Ends the headers, sends the body (none for HEAD) and records the request."""
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":

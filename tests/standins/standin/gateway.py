@@ -16,7 +16,6 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from . import common
 from .common import Handler, log
 
 HOST_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua_host.lua")
@@ -208,16 +207,7 @@ class GatewayHandler(Handler):
             headers = [(k, v) for k, v in headers if k.lower() != "server"] + [("server", self.server_header)]
         for k, v in [("date", self.date_time_string())] + headers:
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        if self.recorder is not None:
-            hdrs = self.lower_headers()
-            entry = {"method": self.command, "path": self.path, "status": status,
-                     "headers": {h: hdrs[h] for h in common.LOGGED_HEADERS if h in hdrs}}
-            entry.update(self.extra)
-            self.recorder.request(entry)
+        self.finish_reply(status, data)
 
 
 def request_id():

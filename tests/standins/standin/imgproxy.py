@@ -6,8 +6,6 @@ compose healthcheck). Not restated: image processing.
 """
 
 import os
-import sys
-import urllib.request
 
 from . import common
 from .common import Handler, Recorder
@@ -29,12 +27,7 @@ class ImgproxyHandler(Handler):
 
 def main(argv):
     if argv[1:2] == ["health"]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port()}/health", timeout=3) as r:
-                return 0 if r.status == 200 else 1
-        except Exception as e:
-            print(f"imgproxy health: {e}", file=sys.stderr)
-            return 1
+        return common.http_ok(f"http://127.0.0.1:{port()}/health", "imgproxy health")
     rec = Recorder(SERVICE)
     rec.start(argv[1:], ("IMGPROXY_BIND",))
     common.serve(SERVICE, port(), ImgproxyHandler, rec)

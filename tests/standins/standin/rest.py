@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import time
-import urllib.request
 
 from . import common
 from .common import Handler, Recorder, log
@@ -217,12 +216,7 @@ def ready(env):
         print("postgrest: the admin server is not configured (PGRST_ADMIN_SERVER_PORT)", file=sys.stderr)
         return 1
     host = env.get("PGRST_ADMIN_SERVER_HOST") or "localhost"
-    try:
-        with urllib.request.urlopen(f"http://{host}:{port}/ready", timeout=3) as r:
-            return 0 if r.status == 200 else 1
-    except Exception as e:
-        print(f"postgrest: not ready: {e}", file=sys.stderr)
-        return 1
+    return common.http_ok(f"http://{host}:{port}/ready", "postgrest: not ready")
 
 
 def main(argv):
