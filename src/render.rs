@@ -30,8 +30,8 @@ struct Tokens {
     /// What services use as ANON_KEY / SERVICE_ROLE_KEY, per the mode.
     anon: String,
     service: String,
-    /// What the Envoy gateway accepts as ANON_KEY / SERVICE_ROLE_KEY from clients: the legacy
-    /// keys while HS256 is accepted (clients hold them), else the asymmetric tokens.
+    /// The keys clients hold, which the gateway accepts (Envoy's ANON_KEY / SERVICE_ROLE_KEY):
+    /// the legacy keys while HS256 is accepted, else the asymmetric tokens.
     gateway_anon: String,
     gateway_service: String,
 }
@@ -145,12 +145,8 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
     // Newer function code reads the opaque keys as named maps (`default` is the one key).
     let publishable_map = json!({ "default": publishable }).to_string();
     let secret_map = Zeroizing::new(json!({ "default": secret }).to_string());
-    let legacy_extra = |role: Role| match (config.mode, config.legacy_hs256) {
-        (ApiKeyMode::Resign, LegacyHs256::Accept) => {
-            config.legacy.key(role).map(|k| k.token.expose())
-        }
-        _ => None,
-    };
+    // Kong keeps accepting the key clients hold where services were given another one (the
+    // legacy key next to its re-signed form, in resign mode while HS256 is accepted).
     let kong_values = kong::Values {
         anon_key: &t.anon,
         service_key: &t.service,
@@ -158,8 +154,8 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
         secret_key: secret,
         anon_asymmetric: &t.anon_asymmetric,
         service_asymmetric: &t.service_asymmetric,
-        extra_anon: legacy_extra(Role::Anon),
-        extra_service: legacy_extra(Role::ServiceRole),
+        extra_anon: (t.gateway_anon != t.anon).then_some(t.gateway_anon.as_str()),
+        extra_service: (t.gateway_service != t.service).then_some(t.gateway_service.as_str()),
         dashboard_username: config.dashboard_username.as_deref(),
         dashboard_password: config.dashboard_password.as_ref().map(|p| p.expose()),
         jwt_issuer: config.jwt_issuer.as_deref(),
