@@ -13,6 +13,7 @@ pub mod config;
 pub mod doctor;
 pub mod envfile;
 pub mod error;
+pub mod escape;
 pub mod http;
 pub mod jwk;
 pub mod jwt;

@@ -60,11 +60,24 @@ pub fn main(cli: Cli) -> i32 {
 /// closed pipe, `2>&1 | head -1`) must never stop or abort a run. Rust ignores SIGPIPE, so
 /// such a write fails with EPIPE; tracing-subscriber would report that with `eprintln!`,
 /// which panics on the same closed stderr, so its internal error log is off as well.
-struct LossyStderr;
+///
+/// In the text format each event arrives in one write, ending with its newline: any other
+/// control character in it (a file name, a value from a file or a service) is escaped, so
+/// no log line can clear a terminal or forge another line. JSON escapes them itself.
+struct LossyStderr {
+    text: bool,
+}
 
 impl Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
+        let _ = if self.text {
+            let line = String::from_utf8_lossy(buf);
+            let body = line.strip_suffix('\n').unwrap_or(&line);
+            let escaped = crate::escape::text(body);
+            std::io::stderr().write_all(format!("{escaped}\n").as_bytes())
+        } else {
+            std::io::stderr().write_all(buf)
+        };
         Ok(buf.len())
     }
 
@@ -75,8 +88,9 @@ impl Write for LossyStderr {
 }
 
 fn init_logging(format: LogFormat, level: tracing::Level) {
+    let text = format == LogFormat::Text;
     let builder = tracing_subscriber::fmt()
-        .with_writer(|| LossyStderr)
+        .with_writer(move || LossyStderr { text })
         .log_internal_errors(false)
         .with_max_level(level)
         .with_target(false);
@@ -346,8 +360,13 @@ fn print_env(inputs: &Inputs, also_init: bool) -> Result<()> {
             path: dir_path.join("supabase.env"),
         })?;
     let bytes = zeroize::Zeroizing::new(bytes);
+    // The file as supakeys wrote it has no control character but its newlines; one that
+    // another writer of the directory edited may, and they are not passed to a terminal.
+    let shown = zeroize::Zeroizing::new(
+        crate::escape::lines(&String::from_utf8_lossy(&bytes)).into_owned(),
+    );
     let mut out = std::io::stdout().lock();
-    out.write_all(&bytes)
+    out.write_all(shown.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|source| Error::Output { source })
 }
