@@ -377,7 +377,8 @@ fn signing_key_from_a_given_token() {
             .contains("does not verify")
     );
     // Legacy HS256.
-    let hs = crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30");
+    let hs =
+        crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30").unwrap();
     let (problem, cause, _) = failure(&signing_key(&cx, Evidence::Given(hs.expose())));
     assert!(problem.contains("with HS256"), "{problem}");
     assert!(cause.contains("without GOTRUE_JWT_KEYS"), "{cause}");
