@@ -653,12 +653,9 @@ fn lines(
     for service in VERIFIERS {
         for (index, _) in material.verifiers() {
             let result = find(Probe::Verify(service, index)).unwrap_or(&missing);
-            out.push(analyse::verifier(
-                cx,
-                service,
-                &material.facts[index],
-                result,
-            ));
+            if let Some(fact) = material.facts.get(index) {
+                out.push(analyse::verifier(cx, service, fact, result));
+            }
         }
         out.push(analyse::legacy_hs256(
             cx,

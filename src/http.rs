@@ -1,33 +1,28 @@
 //! supakeys' one HTTP client: HTTP/1.1 over TCP or TLS, one request per connection
-//! (`Connection: close`). `doctor` talks to the gateway with it; the Kubernetes store talks
-//! to the API server.
+//! (`Connection: close`), for `doctor` (the gateway) and the Kubernetes store (the API
+//! server). The whole public API:
 //!
-//! The whole public API:
 //! - [`Target::parse`]: an `http://` or `https://` URL (host, port, base path).
-//! - [`Roots`]: the certificates a TLS server must chain to: [`Roots::mozilla`] (compiled
-//!   in: the image has no CA store) or [`Roots::from_pem`] (a CA file's certificates, e.g.
-//!   a cluster's `ca.crt`).
-//! - [`Client::new`]: resolves the host once, waiting at most the timeout; [`Client::until`]
-//!   adds a deadline that every later request ends by; [`Client::addresses`] says where
-//!   the name led.
-//! - [`Client::send`]: one [`Request`] (method, path, headers, optional JSON body) and its
-//!   [`Response`] (status, headers, body), or an [`HttpError`] saying why there is none.
+//! - [`Roots`]: what a TLS server's chain must end in: [`Roots::mozilla`] (compiled in; the
+//!   image has no CA store) or [`Roots::from_pem`] (a CA file, e.g. a cluster's `ca.crt`).
+//! - [`Client::new`]`(target, roots, timeout)`: resolves the host once, waiting at most
+//!   `timeout`; [`Client::until`] adds a deadline every request ends by.
+//! - [`Client::send`]`(&Request) -> Result<Response, HttpError>`: a [`Request`] (method,
+//!   path, headers, optional JSON body) and its [`Response`] (status, headers, body).
 //!
-//! Every wait is bounded: the name lookup by the timeout (it runs in a thread; doctor stops
-//! waiting for it), and each request (connect, TLS handshake, write, read) by the timeout
-//! from its start and by the client's deadline, whichever comes first; a server that
-//! trickles bytes is cut off at the same point.
+//! Every wait is bounded: the lookup by the timeout (it runs in a thread that is no longer
+//! waited for), each request's connect, TLS handshake, writes and reads by the timeout from
+//! its start or the client's deadline, whichever comes first.
 //!
-//! Received bytes are parsed by `httparse` (hyper's parser, fuzzed upstream): the status
-//! line and headers with `httparse::Response`, chunk sizes with `httparse::parse_chunk_size`,
-//! trailers with `httparse::parse_headers`. This module only frames the body (RFC 9112
-//! §6.3) with checked arithmetic, and bounds what it keeps: 64 KiB of headers, 1 MiB of
-//! body, 16 informational answers, 4 MiB received in all. A [`Parser`] is a pure function
-//! of the bytes fed to it (unit-tested and fuzzed without a network).
+//! Bytes received are parsed by `httparse` (hyper's parser, fuzzed upstream): the status
+//! line and headers, chunk sizes and trailers. This module frames the body (RFC 9112 §6.3)
+//! with checked arithmetic and bounds what it reads: 64 KiB of headers, 1 MiB of body, 16
+//! informational answers, 4 MiB in all. [`read_response`] reads from any `Read`, so the
+//! parsing is tested and fuzzed on bytes in memory.
 //!
 //! Header values and bodies carry tokens and keys: a [`Request`] never prints them (its
-//! `Debug` shows names only) and wipes them when dropped; a [`Response`]'s `Debug` shows the
-//! status and header names only.
+//! `Debug` shows header names only) and wipes them when dropped; a [`Response`]'s `Debug`
+//! shows its status and header names only.
 
 use crate::escape;
 use rustls::pki_types::ServerName;
@@ -366,285 +361,238 @@ impl fmt::Display for Malformed {
     }
 }
 
-/// How the body of the response being read is framed (RFC 9112 §6.3), and where the
-/// reading is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    /// The status line and headers are not complete yet.
-    Head,
-    /// This many body bytes are still to come.
-    Length(u64),
-    /// The body ends when the server closes the connection.
-    UntilClose,
-    ChunkSize,
-    /// Inside a chunk: this many bytes still to come, then CRLF.
-    ChunkData(u64),
-    ChunkEnd,
-    Trailers,
-    Done,
+/// Why reading a response failed: the connection, or the bytes received on it.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    Malformed(Malformed),
 }
 
-/// Reads one response from the bytes of a connection as they arrive.
-pub struct Parser {
-    /// Bytes received and not consumed yet.
-    pending: Vec<u8>,
-    received: usize,
-    informational: usize,
-    framing: Framing,
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Default for Parser {
-    fn default() -> Self {
-        Parser::new()
+impl From<Malformed> for ReadError {
+    fn from(m: Malformed) -> Self {
+        ReadError::Malformed(m)
     }
 }
 
-enum Step {
-    Continue,
-    NeedMore,
-}
-
-impl Parser {
-    pub fn new() -> Parser {
-        Parser {
-            pending: Vec::new(),
-            received: 0,
-            informational: 0,
-            framing: Framing::Head,
-            status: 0,
-            headers: Vec::new(),
-            body: Vec::new(),
+/// Reads one response from `source` (a connection, or bytes in memory): the final answer
+/// after at most [`MAX_INFORMATIONAL`] 1xx answers, and its body framed as RFC 9112 §6.3
+/// says for a response to a GET, POST, PUT, PATCH or DELETE.
+pub fn read_response(source: impl Read) -> Result<Response, ReadError> {
+    let mut input = Input {
+        source,
+        pending: Vec::new(),
+        received: 0,
+    };
+    let mut informational = 0;
+    let (status, headers) = loop {
+        let (status, headers) = input.parse(MAX_HEAD, Malformed::HeadTooLarge, head)?;
+        if !(100..200).contains(&status) || status == 101 {
+            break (status, headers);
         }
-    }
-
-    /// Feeds the next bytes received; an empty slice says the connection was closed.
-    /// `Ok(None)`: more bytes are needed (never after the close).
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Response>, Malformed> {
-        let closed = bytes.is_empty();
-        self.received = self
-            .received
-            .checked_add(bytes.len())
-            .filter(|n| *n <= MAX_RECEIVED)
-            .ok_or(Malformed::TooLong)?;
-        self.pending.extend_from_slice(bytes);
-        loop {
-            if self.framing == Framing::Done {
-                return Ok(Some(Response {
-                    status: self.status,
-                    headers: std::mem::take(&mut self.headers),
-                    body: std::mem::take(&mut self.body),
-                }));
-            }
-            match self.step(closed)? {
-                Step::Continue => {}
-                Step::NeedMore if closed => return Err(Malformed::Truncated),
-                Step::NeedMore => return Ok(None),
-            }
+        informational += 1;
+        if informational > MAX_INFORMATIONAL {
+            return Err(Malformed::Informational.into());
         }
-    }
+    };
+    let body = match framing(status, &headers)? {
+        Body::None => Vec::new(),
+        Body::Length(n) => input.take(n)?,
+        Body::UntilClose => input.rest(MAX_BODY)?,
+        Body::Chunked => chunked(&mut input)?,
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
 
-    /// Removes and returns the first `n` pending bytes (at most all of them).
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let rest = self.pending.split_off(n.min(self.pending.len()));
-        std::mem::replace(&mut self.pending, rest)
-    }
+type Parsed<T> = Result<httparse::Status<(usize, T)>, Malformed>;
 
-    /// Moves up to `left` pending bytes to the body; returns how many are still to come.
-    fn take_body(&mut self, left: u64) -> u64 {
-        let n = usize::try_from(left).map_or(self.pending.len(), |l| l.min(self.pending.len()));
-        let bytes = self.take(n);
-        self.body.extend_from_slice(&bytes);
-        left.saturating_sub(bytes.len() as u64)
-    }
+/// The status line and headers (names in lower case, values as text).
+fn head(bytes: &[u8]) -> Parsed<(u16, Vec<(String, String)>)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let used = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) => return Ok(httparse::Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(Malformed::TooManyHeaders),
+        Err(e) => return Err(Malformed::Head(e)),
+    };
+    let status = response
+        .code
+        .ok_or(Malformed::Head(httparse::Error::Status))?;
+    let headers = response
+        .headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).trim().to_owned();
+            (h.name.to_ascii_lowercase(), value)
+        })
+        .collect();
+    Ok(httparse::Status::Complete((used, (status, headers))))
+}
 
-    fn step(&mut self, closed: bool) -> Result<Step, Malformed> {
-        match self.framing {
-            Framing::Head => self.head(),
-            Framing::Length(left) => {
-                let left = self.take_body(left);
-                self.framing = if left == 0 {
-                    Framing::Done
-                } else {
-                    Framing::Length(left)
-                };
-                Ok(if left == 0 {
-                    Step::Continue
-                } else {
-                    Step::NeedMore
-                })
+/// A chunked body (RFC 9112 §7.1): sizes read by httparse, the total kept under
+/// [`MAX_BODY`] with checked arithmetic, trailers read and dropped.
+fn chunked<R: Read>(input: &mut Input<R>) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    loop {
+        let size = input.parse(MAX_CHUNK_LINE, Malformed::Chunk, |bytes| {
+            // httparse reads an empty size as 0; a size is at least one hex digit.
+            if bytes.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                return Err(Malformed::Chunk);
             }
-            Framing::UntilClose => {
-                if self.body.len().saturating_add(self.pending.len()) > MAX_BODY {
-                    return Err(Malformed::BodyTooLarge);
-                }
-                let bytes = std::mem::take(&mut self.pending);
-                self.body.extend_from_slice(&bytes);
-                if closed {
-                    self.framing = Framing::Done;
-                    return Ok(Step::Continue);
-                }
-                Ok(Step::NeedMore)
-            }
-            Framing::ChunkSize => {
-                // httparse reads an empty size as 0; a size is at least one hex digit.
-                match self.pending.first() {
-                    None => return Ok(Step::NeedMore),
-                    Some(b) if !b.is_ascii_hexdigit() => return Err(Malformed::Chunk),
-                    Some(_) => {}
-                }
-                match httparse::parse_chunk_size(&self.pending) {
-                    Ok(httparse::Status::Partial) if self.pending.len() > MAX_CHUNK_LINE => {
-                        Err(Malformed::Chunk)
-                    }
-                    Ok(httparse::Status::Partial) => Ok(Step::NeedMore),
-                    Err(httparse::InvalidChunkSize) => Err(Malformed::Chunk),
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        if used > MAX_CHUNK_LINE {
-                            return Err(Malformed::Chunk);
-                        }
-                        self.take(used);
-                        let total = (self.body.len() as u64)
-                            .checked_add(size)
-                            .ok_or(Malformed::BodyTooLarge)?;
-                        if total > MAX_BODY as u64 {
-                            return Err(Malformed::BodyTooLarge);
-                        }
-                        self.framing = if size == 0 {
-                            Framing::Trailers
-                        } else {
-                            Framing::ChunkData(size)
-                        };
-                        Ok(Step::Continue)
-                    }
-                }
-            }
-            Framing::ChunkData(left) => {
-                let left = self.take_body(left);
-                if left == 0 {
-                    self.framing = Framing::ChunkEnd;
-                    return Ok(Step::Continue);
-                }
-                self.framing = Framing::ChunkData(left);
-                Ok(Step::NeedMore)
-            }
-            Framing::ChunkEnd => match self.pending.get(..2) {
-                None => Ok(Step::NeedMore),
-                Some(b"\r\n") => {
-                    self.take(2);
-                    self.framing = Framing::ChunkSize;
-                    Ok(Step::Continue)
-                }
-                Some(_) => Err(Malformed::Chunk),
-            },
-            Framing::Trailers => {
+            httparse::parse_chunk_size(bytes).map_err(|_| Malformed::Chunk)
+        })?;
+        if size == 0 {
+            input.parse(MAX_HEAD, Malformed::HeadTooLarge, |bytes| {
                 let mut trailers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                match httparse::parse_headers(&self.pending, &mut trailers) {
-                    Ok(httparse::Status::Complete(_)) => {
-                        self.pending.clear();
-                        self.framing = Framing::Done;
-                        Ok(Step::Continue)
+                match httparse::parse_headers(bytes, &mut trailers) {
+                    Ok(httparse::Status::Complete((used, _))) => {
+                        Ok(httparse::Status::Complete((used, ())))
                     }
-                    Ok(httparse::Status::Partial) if self.pending.len() > MAX_HEAD => {
-                        Err(Malformed::HeadTooLarge)
-                    }
-                    Ok(httparse::Status::Partial) => Ok(Step::NeedMore),
+                    Ok(httparse::Status::Partial) => Ok(httparse::Status::Partial),
                     Err(httparse::Error::TooManyHeaders) => Err(Malformed::TooManyHeaders),
                     Err(e) => Err(Malformed::Head(e)),
                 }
-            }
-            Framing::Done => Ok(Step::Continue),
+            })?;
+            return Ok(body);
         }
-    }
-
-    /// The status line and headers, then the framing of the body they announce.
-    fn head(&mut self) -> Result<Step, Malformed> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        let used = match response.parse(&self.pending) {
-            Ok(httparse::Status::Complete(used)) => used,
-            Ok(httparse::Status::Partial) if self.pending.len() > MAX_HEAD => {
-                return Err(Malformed::HeadTooLarge);
-            }
-            Ok(httparse::Status::Partial) => return Ok(Step::NeedMore),
-            Err(httparse::Error::TooManyHeaders) => return Err(Malformed::TooManyHeaders),
-            Err(e) => return Err(Malformed::Head(e)),
-        };
-        if used > MAX_HEAD {
-            return Err(Malformed::HeadTooLarge);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|size| body.len().checked_add(*size).is_some_and(|t| t <= MAX_BODY))
+            .ok_or(Malformed::BodyTooLarge)?;
+        body.extend_from_slice(&input.take(size)?);
+        if input.take(2)? != b"\r\n" {
+            return Err(Malformed::Chunk.into());
         }
-        let status = response
-            .code
-            .ok_or(Malformed::Head(httparse::Error::Status))?;
-        let headers: Vec<(String, String)> = response
-            .headers
-            .iter()
-            .map(|h| {
-                let value = String::from_utf8_lossy(h.value).trim().to_owned();
-                (h.name.to_ascii_lowercase(), value)
-            })
-            .collect();
-        self.take(used);
-        if (100..200).contains(&status) && status != 101 {
-            self.informational += 1;
-            if self.informational > MAX_INFORMATIONAL {
-                return Err(Malformed::Informational);
-            }
-            return Ok(Step::Continue);
-        }
-        self.framing = framing(status, &headers)?;
-        self.status = status;
-        self.headers = headers;
-        Ok(Step::Continue)
     }
 }
 
-/// RFC 9112 §6.3 for a response to a request that is not HEAD or CONNECT: no body for 1xx,
-/// 204 and 304; `Transfer-Encoding` wins over `Content-Length` and means chunked when
-/// chunked is its last coding (otherwise the body ends at the close); every
-/// `Content-Length` must be the same decimal number; without either the body ends at the
-/// close.
-fn framing(status: u16, headers: &[(String, String)]) -> Result<Framing, Malformed> {
+/// How a body is framed.
+enum Body {
+    None,
+    Length(usize),
+    UntilClose,
+    Chunked,
+}
+
+/// RFC 9112 §6.3: no body for 1xx, 204 and 304; `Transfer-Encoding` wins over
+/// `Content-Length` and means chunked when chunked is its last coding (otherwise the body
+/// ends at the close); every `Content-Length` must be the same decimal number; without
+/// either the body ends at the close.
+fn framing(status: u16, headers: &[(String, String)]) -> Result<Body, Malformed> {
     if (100..200).contains(&status) || status == 204 || status == 304 {
-        return Ok(Framing::Done);
+        return Ok(Body::None);
     }
-    fn values<'a>(
-        headers: &'a [(String, String)],
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a str> + 'a {
+    let values = |name: &'static str| {
         headers
             .iter()
             .filter(move |(n, _)| n == name)
             .flat_map(|(_, v)| v.split(','))
             .map(str::trim)
-    }
-    if let Some(last) = values(headers, "transfer-encoding").last() {
+    };
+    if let Some(last) = values("transfer-encoding").next_back() {
         return Ok(if last.eq_ignore_ascii_case("chunked") {
-            Framing::ChunkSize
+            Body::Chunked
         } else {
-            Framing::UntilClose
+            Body::UntilClose
         });
     }
     let mut length = None;
-    for value in values(headers, "content-length") {
-        let n: u64 = value
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| value.parse().ok())
-            .flatten()
+    for value in values("content-length") {
+        let n: u64 = Some(value)
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
             .ok_or(Malformed::ContentLength)?;
         if length.is_some_and(|l| l != n) {
             return Err(Malformed::ContentLength);
         }
         length = Some(n);
     }
-    match length {
-        Some(n) if n > MAX_BODY as u64 => Err(Malformed::BodyTooLarge),
-        Some(0) => Ok(Framing::Done),
-        Some(n) => Ok(Framing::Length(n)),
-        None => Ok(Framing::UntilClose),
+    match length.map(usize::try_from) {
+        None => Ok(Body::UntilClose),
+        Some(Ok(n)) if n <= MAX_BODY => Ok(Body::Length(n)),
+        Some(_) => Err(Malformed::BodyTooLarge),
+    }
+}
+
+/// The bytes of a connection, read as the parser needs them, [`MAX_RECEIVED`] in all.
+struct Input<R> {
+    source: R,
+    /// Received and not consumed yet.
+    pending: Vec<u8>,
+    received: usize,
+}
+
+impl<R: Read> Input<R> {
+    /// Reads more bytes; `Truncated` at the end of the stream.
+    fn more(&mut self) -> Result<(), ReadError> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match self.source.read(&mut chunk) {
+                Ok(0) => return Err(Malformed::Truncated.into()),
+                Ok(n) => {
+                    self.received = self.received.saturating_add(n);
+                    if self.received > MAX_RECEIVED {
+                        return Err(Malformed::TooLong.into());
+                    }
+                    self.pending
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A TLS peer that closes without close_notify: the end of the stream.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(Malformed::Truncated.into());
+                }
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    }
+
+    /// The next `n` bytes.
+    fn take(&mut self, n: usize) -> Result<Vec<u8>, ReadError> {
+        while self.pending.len() < n {
+            self.more()?;
+        }
+        let rest = self.pending.split_off(n);
+        Ok(std::mem::replace(&mut self.pending, rest))
+    }
+
+    /// Every byte up to the end of the stream, at most `limit` of them.
+    fn rest(&mut self, limit: usize) -> Result<Vec<u8>, ReadError> {
+        while self.pending.len() <= limit {
+            match self.more() {
+                Ok(()) => {}
+                Err(ReadError::Malformed(Malformed::Truncated)) => {
+                    return Ok(std::mem::take(&mut self.pending));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Malformed::BodyTooLarge.into())
+    }
+
+    /// Runs `parse` (an httparse reading of the pending bytes) until it is complete within
+    /// `limit` bytes, reading more while it is partial; `too_long` beyond the limit.
+    fn parse<T>(
+        &mut self,
+        limit: usize,
+        too_long: Malformed,
+        parse: impl Fn(&[u8]) -> Parsed<T>,
+    ) -> Result<T, ReadError> {
+        loop {
+            match parse(&self.pending)? {
+                httparse::Status::Complete((used, value)) if used <= limit => {
+                    self.pending.drain(..used.min(self.pending.len()));
+                    return Ok(value);
+                }
+                httparse::Status::Partial if self.pending.len() <= limit => self.more()?,
+                _ => return Err(too_long.into()),
+            }
+        }
     }
 }
 
@@ -724,7 +672,9 @@ impl fmt::Display for HttpError {
             HttpError::Timeout { after } => {
                 write!(f, "no complete answer within {}", seconds(*after))
             }
-            HttpError::Deadline => f.write_str("no complete answer before the deadline of the run"),
+            HttpError::Deadline => {
+                f.write_str("no complete answer before the deadline set for all requests")
+            }
             HttpError::Io { detail } => write!(f, "the connection failed: {detail}"),
             HttpError::Malformed(m) => write!(f, "the answer is not valid HTTP: {m}"),
             HttpError::Tls { detail } => write!(f, "TLS failed: {detail}"),
@@ -745,14 +695,8 @@ fn detail(e: &dyn fmt::Display) -> String {
 }
 
 /// The certificates a TLS server's chain must end in.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Roots(rustls::RootCertStore);
-
-impl fmt::Debug for Roots {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Roots({} certificates)", self.0.len())
-    }
-}
 
 impl Roots {
     /// Mozilla's root certificates, compiled in (`webpki-roots`): the image has no CA store.
@@ -781,22 +725,13 @@ impl Roots {
 }
 
 /// Requests to one target: the host resolved once, TLS prepared once.
+#[derive(Debug)]
 pub struct Client {
     target: Target,
     addrs: Vec<SocketAddr>,
     timeout: Duration,
     deadline: Option<Instant>,
     tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("target", &self.target.to_string())
-            .field("addrs", &self.addrs)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Client {
@@ -873,21 +808,10 @@ impl Client {
         };
         conn.write_all(&bytes).map_err(io_error)?;
         conn.flush().map_err(io_error)?;
-        let mut parser = Parser::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = match conn.read(&mut chunk) {
-                Ok(n) => n,
-                // A TLS peer that closes without close_notify: the end of the stream.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_error(e)),
-            };
-            let received = chunk.get(..n).unwrap_or_default();
-            if let Some(response) = parser.feed(received).map_err(HttpError::Malformed)? {
-                return Ok(response);
-            }
-        }
+        read_response(&mut conn).map_err(|e| match e {
+            ReadError::Io(e) => io_error(e),
+            ReadError::Malformed(m) => HttpError::Malformed(m),
+        })
     }
 
     fn connect(&self, deadline: Instant, expired: &HttpError) -> Result<TcpStream, HttpError> {

@@ -10,3 +10,4 @@ mod kong_template;
 mod lifecycle;
 mod properties;
 mod stack;
+mod tls;

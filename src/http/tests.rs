@@ -1,28 +1,33 @@
 use super::*;
 use std::net::TcpListener;
 
-/// The response to `bytes` received at once, then the close.
-fn parse_all(bytes: &[u8]) -> Result<Response, Malformed> {
-    let mut parser = Parser::new();
-    match parser.feed(bytes)? {
-        Some(response) => Ok(response),
-        None => parser
-            .feed(&[])
-            .map(|r| r.expect("a closed stream ends every response")),
+fn malformed(e: ReadError) -> Malformed {
+    match e {
+        ReadError::Malformed(m) => m,
+        ReadError::Io(e) => panic!("bytes in memory cannot fail to read: {e}"),
     }
 }
 
-/// The same bytes fed one at a time give the same result.
-fn parse_bytewise(bytes: &[u8]) -> Result<Response, Malformed> {
-    let mut parser = Parser::new();
-    for b in bytes {
-        if let Some(response) = parser.feed(std::slice::from_ref(b))? {
-            return Ok(response);
-        }
+/// The response in `bytes`, received at once, then the close.
+fn parse_all(bytes: &[u8]) -> Result<Response, Malformed> {
+    read_response(bytes).map_err(malformed)
+}
+
+/// A connection that delivers one byte per read.
+struct Bytewise<'a>(&'a [u8]);
+
+impl Read for Bytewise<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.len().min(buf.len()).min(1);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
     }
-    parser
-        .feed(&[])
-        .map(|r| r.expect("a closed stream ends every response"))
+}
+
+/// The same bytes received one at a time.
+fn parse_bytewise(bytes: &[u8]) -> Result<Response, Malformed> {
+    read_response(Bytewise(bytes)).map_err(malformed)
 }
 
 #[test]
@@ -101,10 +106,7 @@ fn content_length_bodies() {
     assert_eq!(r.header("Content-Type"), Some("text/plain"));
     assert_eq!(r.body, b"Unauthorized");
     assert_eq!(parse_bytewise(raw), Ok(r));
-    // Incomplete: wait for more unless the peer closed.
-    let mut parser = Parser::new();
-    assert_eq!(parser.feed(&raw[..60]), Ok(None));
-    assert_eq!(parser.feed(&[]), Err(Malformed::Truncated));
+    assert_eq!(parse_all(&raw[..60]), Err(Malformed::Truncated));
     // The same length twice (or as a list) is one length.
     let twice = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2, 2\r\n\r\n{}";
     assert_eq!(parse_all(twice).unwrap().body, b"{}");
@@ -117,8 +119,7 @@ fn chunked_bodies() {
     assert_eq!(r.body, br#"{"a":1}"#);
     assert_eq!(r.json().unwrap()["a"], 1);
     assert_eq!(parse_bytewise(raw), Ok(r));
-    let mut parser = Parser::new();
-    assert_eq!(parser.feed(&raw[..raw.len() - 2]), Ok(None));
+    assert_eq!(parse_all(&raw[..raw.len() - 2]), Err(Malformed::Truncated));
     // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3).
     let both = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
     assert_eq!(parse_all(both).unwrap().body, b"{}");
@@ -127,8 +128,8 @@ fn chunked_bodies() {
 #[test]
 fn bodies_without_length_end_at_close() {
     let raw = b"HTTP/1.0 200 OK\r\n\r\nhello";
-    assert_eq!(Parser::new().feed(raw), Ok(None));
     assert_eq!(parse_all(raw).unwrap().body, b"hello");
+    assert_eq!(parse_bytewise(raw).unwrap().body, b"hello");
     // A coding other than chunked last: the body ends at the close too.
     let gzip = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz";
     assert_eq!(parse_all(gzip).unwrap().body, b"zz");
@@ -137,7 +138,7 @@ fn bodies_without_length_end_at_close() {
 #[test]
 fn informational_responses_are_skipped_up_to_a_bound() {
     let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 204 No Content\r\nX: y\r\n\r\n";
-    let r = Parser::new().feed(raw).unwrap().unwrap();
+    let r = parse_all(raw).unwrap();
     assert_eq!(
         (r.status, r.header("x"), r.header("link")),
         (204, Some("y"), None)
@@ -223,36 +224,28 @@ fn malformed_responses() {
         assert_eq!(parse_bytewise(bytes), Err(*want), "{text} (byte by byte)");
     }
     let huge = [&b"HTTP/1.1 200 OK\r\nX: "[..], &vec![b'a'; MAX_HEAD]].concat();
-    assert_eq!(Parser::new().feed(&huge), Err(Malformed::HeadTooLarge));
+    assert_eq!(parse_all(&huge), Err(Malformed::HeadTooLarge));
     let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
     for i in 0..=MAX_HEADERS {
         many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
     }
-    assert_eq!(Parser::new().feed(&many), Err(Malformed::TooManyHeaders));
+    assert_eq!(parse_all(&many), Err(Malformed::TooManyHeaders));
     let long_extension = [
         &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;"[..],
         &vec![b'x'; MAX_CHUNK_LINE + 1],
     ]
     .concat();
-    assert_eq!(Parser::new().feed(&long_extension), Err(Malformed::Chunk));
+    assert_eq!(parse_all(&long_extension), Err(Malformed::Chunk));
 }
 
 /// Every byte counts toward one bound, whatever the framing wastes (1-byte chunks with
 /// long extensions, informational answers).
 #[test]
 fn received_bytes_are_bounded() {
-    let mut parser = Parser::new();
-    parser
-        .feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .unwrap();
+    let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     let chunk = [&b"1;"[..], &[b'x'; 1000], b"\r\na\r\n"].concat();
-    let result = loop {
-        match parser.feed(&chunk) {
-            Ok(None) => {}
-            other => break other,
-        }
-    };
-    assert_eq!(result, Err(Malformed::TooLong));
+    let bytes = [&head[..], &chunk.repeat(MAX_RECEIVED / chunk.len() + 1)].concat();
+    assert_eq!(parse_all(&bytes), Err(Malformed::TooLong));
 }
 
 #[test]

@@ -493,3 +493,25 @@ fn file_names_in_the_keys_directory_are_escaped_in_logs_and_errors() {
     assert!(out.stderr.contains(".supakeys-tmp-"), "{}", out.stderr);
     printable("the error", &out.stderr);
 }
+
+/// An empty oct key in jwt_jwks.json (the legacy JWT secret, which doctor signs its HS256
+/// probes with when JWT_SECRET is not set) made jsonwebtoken refuse the key and doctor abort
+/// on an `expect`: the file is named instead (exit 3, as for any jwt_jwks.json it cannot use).
+#[test]
+fn an_empty_legacy_secret_in_jwt_jwks_json_is_named_not_a_crash() {
+    let (mut test, stack) = setup();
+    let path = test.dir.join("jwt_jwks.json");
+    let mut jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for key in jwks["keys"].as_array_mut().unwrap() {
+        if key["kty"] == "oct" {
+            key["k"] = "".into();
+        }
+    }
+    std::fs::write(&path, jwks.to_string()).unwrap();
+    let url = serve(stack);
+    test.unset("JWT_SECRET").args(&["doctor", "--url", &url]);
+    let out = run_watched(test.command(), None);
+    out.fails_with(3, "jwt_jwks.json");
+    assert!(out.stderr.contains("oct key"), "{}", out.stderr);
+}
