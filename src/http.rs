@@ -739,6 +739,8 @@ impl Client {
     /// `timeout`, and prepares TLS for an `https://` target. `timeout` also bounds each
     /// request sent with [`Client::send`].
     pub fn new(target: &Target, roots: Roots, timeout: Duration) -> Result<Client, HttpError> {
+        // Instants stay far from overflowing.
+        let timeout = timeout.min(Duration::from_secs(86_400));
         let tls = match target.scheme {
             Scheme::Http => None,
             Scheme::Https => Some(tls_config(roots)?),

@@ -61,23 +61,30 @@ pub fn main(cli: Cli) -> i32 {
 /// such a write fails with EPIPE; tracing-subscriber would report that with `eprintln!`,
 /// which panics on the same closed stderr, so its internal error log is off as well.
 ///
-/// In the text format each event arrives in one write, ending with its newline: any other
+/// Each event arrives in one write, ending with its newline. In the text format any other
 /// control character in it (a file name, a value from a file or a service) is escaped, so
-/// no log line can clear a terminal or forge another line. JSON escapes them itself.
+/// no log line can clear a terminal or forge another line. JSON escapes C0 controls itself;
+/// DEL, C1 and bidirectional controls, which it leaves, become `\uXXXX` escapes (they only
+/// occur inside JSON strings, where that escape means the same character).
 struct LossyStderr {
     text: bool,
 }
 
 impl Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = if self.text {
-            let line = String::from_utf8_lossy(buf);
-            let body = line.strip_suffix('\n').unwrap_or(&line);
-            let escaped = crate::escape::text(body);
-            std::io::stderr().write_all(format!("{escaped}\n").as_bytes())
+        let line = String::from_utf8_lossy(buf);
+        let body = line.strip_suffix('\n').unwrap_or(&line);
+        let escaped = if self.text {
+            crate::escape::text(body).into_owned()
         } else {
-            std::io::stderr().write_all(buf)
+            body.chars()
+                .map(|c| match c {
+                    c if crate::escape::is_unsafe(c) => format!("\\u{:04x}", u32::from(c)),
+                    c => c.to_string(),
+                })
+                .collect()
         };
+        let _ = std::io::stderr().write_all(format!("{escaped}\n").as_bytes());
         Ok(buf.len())
     }
 

@@ -485,6 +485,19 @@ fn file_names_in_the_keys_directory_are_escaped_in_logs_and_errors() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains(".supakeys-tmp-"), "{}", out.stderr);
     printable("the log", &out.stderr);
+    // In JSON logs too, and the JSON still holds the name as it is.
+    std::fs::write(logged.dir.join(&name), "x").unwrap();
+    logged.env("SUPAKEYS_LOG_FORMAT", "json");
+    let out = run_watched(logged.command(), None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    printable("the JSON log", &out.stderr);
+    let removed = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|event| event["fields"]["file"].as_str().is_some());
+    assert_eq!(removed.unwrap()["fields"]["file"], name.as_str());
+    logged.unset("SUPAKEYS_LOG_FORMAT");
     // A directory under such a name cannot be unlinked: the error names it, escaped.
     std::fs::create_dir(logged.dir.join(&name)).unwrap();
     std::fs::write(logged.dir.join(&name).join("f"), "x").unwrap();
