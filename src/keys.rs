@@ -1,10 +1,9 @@
-//! `supakeys keys list`: the lifecycle of every key, read from the directory as it is.
+//! `supakeys keys list`: the lifecycle of every key, read from the store as it is.
 
 use crate::config::Inputs;
 use crate::error::{Error, Result};
 use crate::render::FILES;
-use crate::state::{self, State};
-use crate::store::{Dir, MAX_MANAGED_BYTES};
+use crate::state;
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -45,15 +44,14 @@ fn exp_of(token: &str) -> Option<i64> {
 
 /// `supakeys keys list [--format table|json]`.
 pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
-    let dir_path = inputs.dir();
-    let dir = Dir::open(&dir_path)?;
-    let state = State::load(&dir)?.ok_or(Error::NoState {
-        path: dir_path.join(state::FILE),
+    let store = crate::store::open(&inputs.home()?, std::time::Duration::ZERO)?;
+    let state = store.state()?.ok_or(Error::NoState {
+        path: store.path_of(state::FILE),
     })?;
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     for (name, _) in FILES {
         if name != state::FILE
-            && let Some(bytes) = dir.read(name, MAX_MANAGED_BYTES)?
+            && let Some(bytes) = store.read(name)?
         {
             files.push((name, bytes));
         }
