@@ -588,7 +588,17 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
         mode: material.mode,
         gateway,
     };
-    let lines = lines(&cx, &material, &options, &answers);
+    let mut lines = lines(&cx, &material, &options, &answers);
+    for line in &mut lines {
+        match &mut line.outcome {
+            report::Outcome::Fail { cause, fix, .. } => {
+                *cause = store.translate(cause);
+                *fix = store.translate(fix);
+            }
+            report::Outcome::Skip { reason } => *reason = store.translate(reason),
+            report::Outcome::Pass { .. } => {}
+        }
+    }
     let keys: Vec<(String, &'static str, &'static str)> = material
         .facts
         .iter()

@@ -554,6 +554,69 @@ impl KubeStore {
     }
 }
 
+/// The compose services of upstream's stack that doctor's hints name.
+const COMPOSE_SERVICES: [&str; 7] = [
+    "auth",
+    "rest",
+    "realtime",
+    "storage",
+    "functions",
+    "studio",
+    "api-gw",
+];
+
+/// Compose commands become kubectl commands on the chart's Deployments (the gateway is
+/// the chart's Kong), and the compose-run doctor becomes the doctor Job. The chart's
+/// services read the Secrets as environment variables, so every reload is a restart.
+fn translate_with(settings: &Settings, hint: &str) -> String {
+    let deployment = |service: &str| {
+        let service = if service == "api-gw" { "kong" } else { service };
+        format!("deployment/{}", deployment(&settings.release, service))
+    };
+    let mut out = hint
+        .replace(
+            "`docker compose run --rm supakeys doctor`",
+            "the doctor Job, deploy/kubernetes/jobs/doctor.yaml",
+        )
+        .replace("the compose network", "the cluster")
+        .replace(
+            "psql -c \"NOTIFY pgrst, 'reload config'\" (or restart rest)",
+            "docker compose restart rest",
+        );
+    for (compose, kubectl) in [
+        ("docker compose restart ", "kubectl rollout restart "),
+        ("docker compose logs ", "kubectl logs "),
+        ("docker compose ps ", "kubectl get "),
+    ] {
+        while let Some(at) = out.find(compose) {
+            // The compose services named after the command, up to the first other word.
+            let rest = &out[at + compose.len()..];
+            let mut end = 0;
+            let mut services = Vec::new();
+            for word in rest.split(' ') {
+                let name = word.trim_end_matches(['`', ',', ';', ')', '.']);
+                if !COMPOSE_SERVICES.contains(&name) {
+                    break;
+                }
+                services.push(deployment(name));
+                end += name.len();
+                if name.len() < word.len() {
+                    break;
+                }
+                end += 1;
+            }
+            let end = end.min(rest.len());
+            let joined = services.join(" ");
+            let sep = if rest[..end].ends_with(' ') { " " } else { "" };
+            out = format!("{}{kubectl}{joined}{sep}{}", &out[..at], &rest[end..]);
+        }
+    }
+    out.replace(
+        "docker compose logs",
+        "kubectl logs (of the chart's Deployments)",
+    )
+}
+
 /// The variables of a rendered env file.
 fn env_of(file: &PlannedFile) -> Result<crate::envfile::DotEnv> {
     crate::envfile::DotEnv::parse_bytes(&file.bytes).map_err(|(line, problem)| {
@@ -674,6 +737,10 @@ impl Store for KubeStore {
         Ok(problems)
     }
 
+    fn translate(&self, hint: &str) -> String {
+        translate_with(&self.settings, hint)
+    }
+
     fn after_change(&self, applied: &Applied) -> String {
         let _ = applied;
         let mut services: Vec<&str> = Vec::new();
@@ -726,6 +793,50 @@ mod tests {
         );
         let long = "r".repeat(60);
         assert_eq!(deployment(&long, "auth").len(), 63);
+    }
+
+    #[test]
+    fn compose_hints_become_kubectl_commands_on_the_charts_deployments() {
+        let store = |release: &str| Settings {
+            host: "10.0.0.1".into(),
+            port: 443,
+            serviceaccount: SERVICEACCOUNT_DIR.into(),
+            prefix: "supakeys".into(),
+            apikey_keys: CHART_KEYS.map(|(k, _)| k.to_owned()),
+            adopt: None,
+            release: release.into(),
+        };
+        let translate = |hint: &str| translate_with(&store("supabase"), hint);
+        assert_eq!(
+            translate("check kong.yml, then docker compose restart api-gw so that it reloads"),
+            "check kong.yml, then kubectl rollout restart deployment/supabase-supabase-kong so that it reloads"
+        );
+        assert_eq!(
+            translate("`docker compose ps api-gw`; or run doctor inside the compose network"),
+            "`kubectl get deployment/supabase-supabase-kong`; or run doctor inside the cluster"
+        );
+        assert_eq!(
+            translate("docker compose restart storage"),
+            "kubectl rollout restart deployment/supabase-supabase-storage"
+        );
+        assert_eq!(
+            translate("docker compose restart api-gw auth"),
+            "kubectl rollout restart deployment/supabase-supabase-kong deployment/supabase-supabase-auth"
+        );
+        assert_eq!(
+            translate("read `docker compose logs auth`, or pass --access-token"),
+            "read `kubectl logs deployment/supabase-supabase-auth`, or pass --access-token"
+        );
+        assert_eq!(
+            translate("psql -c \"NOTIFY pgrst, 'reload config'\" (or restart rest)"),
+            "kubectl rollout restart deployment/supabase-supabase-rest"
+        );
+        assert_eq!(
+            translate(
+                "give doctor the environment of init (`docker compose run --rm supakeys doctor`)"
+            ),
+            "give doctor the environment of init (the doctor Job, deploy/kubernetes/jobs/doctor.yaml)"
+        );
     }
 
     #[test]

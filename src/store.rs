@@ -584,6 +584,12 @@ pub trait Store {
     /// What to tell the operator after a key transition wrote `applied`: which services
     /// reload how, then how to run doctor.
     fn after_change(&self, applied: &Applied) -> String;
+
+    /// A hint written for the compose deployment (`docker compose restart storage`), as
+    /// an operator of this store's deployment does it.
+    fn translate(&self, hint: &str) -> String {
+        hint.to_owned()
+    }
 }
 
 /// The keys directory as a [`Store`].

@@ -948,7 +948,7 @@ fn doctor_reads_the_secrets_and_checks_the_stack() {
         ),
         ..Default::default()
     };
-    let url = crate::doctor::serve(stack);
+    let url = crate::doctor::serve(stack.clone());
     test.args(&[
         "doctor",
         "--url",
@@ -968,6 +968,26 @@ fn doctor_reads_the_secrets_and_checks_the_stack() {
             .unwrap()
             .contains("namespace supabase"),
         "{report}"
+    );
+    // A Storage still on an older key set: the fix restarts the chart's Deployment.
+    let url = crate::doctor::serve(crate::doctor::Stack {
+        storage_unknown_kids: vec![state.current().kid().to_string()],
+        ..stack
+    });
+    test.args(&["doctor", "--url", &url, "--format", "json"]);
+    let out = test.run();
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let failed: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(
+        failed[0]["fix"],
+        "kubectl rollout restart deployment/supabase-supabase-storage"
     );
     // Doctor only reads.
     assert_eq!(
