@@ -292,22 +292,21 @@ impl KubeStore {
     }
 
     /// The keys a first run adopts: from `SUPAKEYS_KUBERNETES_ADOPT`'s Secret, else from an
-    /// apikey Secret that is already there (a hand-made Secret the chart pointed at).
+    /// apikey Secret that is already there (a hand-made Secret the chart pointed at, or
+    /// supakeys' own when its state Secret was lost: its signing key is kept).
     fn adoptable(&self, snapshot: &Snapshot) -> Result<Vec<Adoptable>> {
-        let fetched;
-        let (name, secret) = match &self.settings.adopt {
-            Some(name) => match self.cluster.get(name)? {
-                Some(secret) => {
-                    fetched = secret;
-                    (name.clone(), &fetched)
+        let named = match &self.settings.adopt {
+            Some(name) => {
+                let secret = self.cluster.get(name)?;
+                if secret.is_none() {
+                    tracing::info!("Secret {name} (SUPAKEYS_KUBERNETES_ADOPT) does not exist");
                 }
-                None => {
-                    tracing::info!(
-                        "Secret {name} (SUPAKEYS_KUBERNETES_ADOPT) does not exist: nothing to adopt"
-                    );
-                    return Ok(Vec::new());
-                }
-            },
+                secret.map(|s| (name.clone(), s))
+            }
+            None => None,
+        };
+        let (name, secret) = match &named {
+            Some((name, secret)) => (name.clone(), secret),
             None => match snapshot.get(Which::Apikey) {
                 Some(secret) => (self.name(Which::Apikey), secret),
                 None => return Ok(Vec::new()),

@@ -551,6 +551,36 @@ fn a_hand_made_apikey_secret_named_by_secret_ref_is_adopted_and_taken_over() {
 }
 
 #[test]
+fn a_lost_state_secret_keeps_the_signing_key_of_the_apikey_secret() {
+    // The manifests name the release's former apikey Secret, which no longer exists: the
+    // keys are taken from supakeys' own apikey Secret instead of generating new ones.
+    let cluster = Cluster::start();
+    let mut test = cluster.test();
+    test.env("SUPAKEYS_KUBERNETES_ADOPT", "supabase-apikey");
+    succeeds(&test.run());
+    let before = kids(&cluster);
+    let publishable = cluster.value("supakeys-apikey", "publishableKey");
+    cluster.edit(|w| {
+        w["secrets"]
+            .as_object_mut()
+            .unwrap()
+            .remove("supakeys-state");
+    });
+    let out = test.run();
+    succeeds(&out);
+    assert!(
+        out.stderr.contains("from Secret supakeys-apikey"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(kids(&cluster)[0].0, before[0].0);
+    assert_eq!(
+        cluster.value("supakeys-apikey", "publishableKey"),
+        publishable
+    );
+}
+
+#[test]
 fn a_secret_managed_by_helm_is_never_written() {
     let cluster = Cluster::start();
     chart_secret(
