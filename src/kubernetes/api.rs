@@ -153,16 +153,20 @@ impl Cluster {
         Ok(Secret::new(format!("Bearer {text}")))
     }
 
-    fn path(&self, name: Option<&str>, mode: Mode) -> String {
-        let mut path = format!("/api/v1/namespaces/{}/secrets", self.namespace);
-        if let Some(name) = name {
-            path.push('/');
-            path.push_str(name);
+    /// The collection's path, or the named Secret's.
+    fn path(&self, name: Option<&str>) -> String {
+        match name {
+            None => format!("/api/v1/namespaces/{}/secrets", self.namespace),
+            Some(name) => format!("/api/v1/namespaces/{}/secrets/{name}", self.namespace),
         }
-        if mode == Mode::DryRun {
-            path.push_str("?dryRun=All");
+    }
+
+    /// A write's path: with `?dryRun=All` for a dry run.
+    fn write_path(&self, name: Option<&str>, mode: Mode) -> String {
+        match mode {
+            Mode::DryRun => format!("{}?dryRun=All", self.path(name)),
+            Mode::Write => self.path(name),
         }
-        path
     }
 
     fn send(&self, request: Request, action: &str) -> Result<Response> {
@@ -205,7 +209,7 @@ impl Cluster {
     /// Reads a Secret; `None` when there is none of that name.
     pub fn get(&self, name: &str) -> Result<Option<SecretObject>> {
         let action = format!("get secret {name} in namespace {}", self.namespace);
-        let response = self.send(Request::get(self.path(Some(name), Mode::Write)), &action)?;
+        let response = self.send(Request::get(self.path(Some(name))), &action)?;
         match response.status {
             200 => {}
             404 => return Ok(None),
@@ -240,10 +244,10 @@ impl Cluster {
         let body = Zeroizing::new(serde_json::to_vec(&object).expect("JSON serializes"));
         let action = format!("create secret {name} in namespace {}", self.namespace);
         let response = self.send(
-            Request::post_json(self.path(None, mode), "").body(&body),
+            Request::post_json(self.write_path(None, mode), "").body(&body),
             &action,
         )?;
-        self.written(&response, "create", name, &action, 201)
+        self.written(&response, "create", name, &action)
     }
 
     /// Replaces `existing` (named `name`) with `data` and `labels` added, carrying the
@@ -272,10 +276,10 @@ impl Cluster {
         let body = Zeroizing::new(serde_json::to_vec(&object).expect("JSON serializes"));
         let action = format!("update secret {name} in namespace {}", self.namespace);
         let response = self.send(
-            Request::put_json(self.path(Some(name), mode), &body),
+            Request::put_json(self.write_path(Some(name), mode), &body),
             &action,
         )?;
-        self.written(&response, "update", name, &action, 200)
+        self.written(&response, "update", name, &action)
     }
 
     fn written(
@@ -284,10 +288,9 @@ impl Cluster {
         verb: &'static str,
         name: &str,
         action: &str,
-        success: u16,
     ) -> std::result::Result<(), WriteError> {
         match response.status {
-            s if s == success || (200..300).contains(&s) => Ok(()),
+            200..=299 => Ok(()),
             // A replaced Secret deleted since it was read is gone, not a missing namespace.
             409 => Err(WriteError::Conflict(self.reason(response, verb, name))),
             404 if verb == "update" => Err(WriteError::Conflict(self.reason(response, verb, name))),

@@ -54,7 +54,7 @@ writes it back, under one lock. Faults a test can arm:
   projected token: a new token is written to the token file and the old one has expired.
 
 Usage: apiserver.py WORLD CERT KEY; prints the port it listens on (127.0.0.1) and serves
-until killed.
+until killed. `apiserver.py --selftest` checks these rules request by request.
 """
 
 import base64
@@ -365,7 +365,71 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.serve("PUT")
 
 
+def selftest():
+    """The stand-in's own rules, request by request (run by tests/kubernetes/run)."""
+    world = {
+        "namespace": "ns", "user": "system:serviceaccount:ns:supakeys",
+        "token": {"current": "t"}, "secrets": {}, "rv": 1, "log": [],
+        "rbac": [{"verbs": ["get", "update"], "resourceNames": ["a"]}, {"verbs": ["create"]}],
+    }
+    auth = {"Authorization": "Bearer t"}
+    base = "/api/v1/namespaces/ns/secrets"
+
+    def call(method, path, body=None, query=None, headers=auth):
+        data = json.dumps(body).encode() if body is not None else b""
+        return handle(world, method, path, query or {}, headers, data)
+
+    def secret(name, data=None, string_data=None, rv=None, **extra):
+        meta = {"name": name}
+        if rv:
+            meta["resourceVersion"] = rv
+        obj = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, **extra}
+        if data is not None:
+            obj["data"] = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        if string_data is not None:
+            obj["stringData"] = string_data
+        return obj
+
+    results = []
+
+    def expect(name, got, code, reason=None):
+        ok = got[0] == code and (reason is None or got[1].get("reason") == reason)
+        results.append(ok)
+        print(("ok - " if ok else "not ok - ") + f"stand-in: {name} ({got[0]} {got[1].get('reason', '')})")
+
+    expect("no token is 401", call("GET", f"{base}/a", headers={}), 401, "Unauthorized")
+    expect("a missing Secret is 404", call("GET", f"{base}/a"), 404, "NotFound")
+    code, obj = call("POST", base, secret("a", {"x": b"1"}, {"y": "2"}))
+    expect("create", (code, obj), 201)
+    merged = base64.b64decode(obj["data"]["y"]) == b"2" and "stringData" not in obj
+    results.append(merged)
+    print(("ok - " if merged else "not ok - ") + "stand-in: stringData is merged into data and not returned")
+    expect("a second create is AlreadyExists", call("POST", base, secret("a", {})), 409, "AlreadyExists")
+    rv = obj["metadata"]["resourceVersion"]
+    expect("an update at the read version", call("PUT", f"{base}/a", secret("a", {"x": b"3"}, rv=rv)), 200)
+    expect("an update at a stale version is Conflict", call("PUT", f"{base}/a", secret("a", {"x": b"4"}, rv=rv)), 409, "Conflict")
+    expect("a dry run changes nothing", call("PUT", f"{base}/a", secret("a", {"x": b"5"}), {"dryRun": "All"}), 200)
+    kept = base64.b64decode(world["secrets"]["a"]["data"]["x"]) == b"3"
+    results.append(kept)
+    print(("ok - " if kept else "not ok - ") + "stand-in: the dry run stored nothing")
+    code, body = call("PUT", f"{base}/a", secret("a", {"x": b"z" * (MAX_SECRET_SIZE + 1)}))
+    expect("data over 1 MiB is Invalid", (code, body), 422, "Invalid")
+    said = "data: Too long: must have at most 1048576 bytes" in body["message"]
+    results.append(said)
+    print(("ok - " if said else "not ok - ") + "stand-in: the message names the field and the limit")
+    world["secrets"]["a"]["immutable"] = True
+    code, body = call("PUT", f"{base}/a", secret("a", {"x": b"6"}, immutable=True))
+    expect("an immutable Secret keeps its data", (code, body), 422, "Invalid")
+    expect("RBAC: get of a name the Role does not list", call("GET", f"{base}/b"), 403, "Forbidden")
+    world["rbac"] = [{"verbs": ["create"], "resourceNames": ["c"]}]
+    expect("RBAC: create is never allowed by a rule with resourceNames", call("POST", base, secret("c", {})), 403, "Forbidden")
+    print(f"stand-in: {sum(results)} passed, {len(results) - sum(results)} failed")
+    return all(results)
+
+
 def main():
+    if sys.argv[1:] == ["--selftest"]:
+        sys.exit(0 if selftest() else 1)
     world_path, cert, key = sys.argv[1:4]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.world_path = world_path
