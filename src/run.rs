@@ -152,7 +152,8 @@ pub fn init(inputs: &Inputs) -> Result<()> {
 /// first so that a crash leaves either the old or the new state.
 fn update(inputs: &Inputs, op: Op) -> Result<()> {
     let base = inputs.config(crate::now())?;
-    let mut store = crate::store::open(&inputs.home()?, base.lock_timeout)?;
+    let home = inputs.home()?;
+    let mut store = crate::store::open(&home, base.lock_timeout)?;
     let kong_path = store.path_of(crate::render::KONG_FILE);
     let state_path = store.path_of(state::FILE);
     // What the last plan decided, logged once the store applied it (a Kubernetes store
@@ -194,15 +195,19 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
     if outcome.transition.is_some() {
         print_after_change(&store.after_change(&applied));
     }
+    let ready = match home {
+        crate::config::Home::Dir(_) => "keys directory is ready",
+        crate::config::Home::Kubernetes(_) => "Secrets are ready",
+    };
     tracing::info!(
         kid = %outcome.kid,
         alg = outcome.alg,
-        store = %store.location(),
+        dir = %store.location(),
         written = %applied.written.join(","),
         mode_fixed = %applied.mode_fixed.join(","),
         owner_fixed = %applied.owner_fixed.join(","),
         unchanged = applied.unchanged.len(),
-        "keys are ready"
+        "{ready}"
     );
     Ok(())
 }
