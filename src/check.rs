@@ -109,7 +109,7 @@ fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
         None => Err("it has no numeric exp claim".into()),
         Some(exp) if exp <= now => Err(format!(
             "it expired on {} (run `supakeys init`: it renews minted tokens)",
-            crate::legacy::date(exp as i64)
+            crate::clock::date(exp as i64)
         )),
         Some(_) => Ok(()),
     }

@@ -3,7 +3,7 @@
 
 use crate::cli::Settings;
 use crate::envfile::DotEnv;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, stray_whitespace};
 use crate::jwk::{KeySpec, Kid, RSA_BITS, SigningKey};
 use crate::kong::Template;
 use crate::legacy::{self, Legacy};
@@ -220,7 +220,25 @@ pub enum Home {
     /// The keys directory (`SUPAKEYS_DIR`).
     Dir(PathBuf),
     /// Secrets of the pod's namespace (`SUPAKEYS_STORE=kubernetes`).
-    Kubernetes(Box<crate::kubernetes::Settings>),
+    Kubernetes(Box<KubernetesSettings>),
+}
+
+/// The Kubernetes store's settings, validated by [`Inputs::home`].
+#[derive(Clone, Debug)]
+pub struct KubernetesSettings {
+    /// The API server (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`).
+    pub host: String,
+    pub port: u16,
+    /// The service account directory: `token`, `ca.crt`, `namespace`.
+    pub serviceaccount: PathBuf,
+    /// The prefix of the three Secret names.
+    pub prefix: String,
+    /// The apikey Secret's key for each of [`crate::chart::CHART_KEYS`], in that order.
+    pub apikey_keys: [String; 6],
+    /// A Secret with the chart's apikey keys that a first run adopts.
+    pub adopt: Option<String>,
+    /// The chart's Helm release, for the names of its Deployments.
+    pub release: String,
 }
 
 /// A value a store found where the state lives, which a first run adopts as if the
@@ -241,28 +259,6 @@ const MAX_TOKEN_BYTES: usize = 16 << 10;
 const MAX_JWT_KEYS_BYTES: usize = 64 << 10;
 const MAX_ISSUER_BYTES: usize = 2048;
 const MAX_DASHBOARD_BYTES: usize = 1024;
-
-/// Names the whitespace a value starts or ends with, or holds, if any: copy-paste leaves
-/// newlines and carriage returns that are invisible in a message.
-pub fn stray_whitespace(value: &str) -> Option<String> {
-    let name = |c: char| match c {
-        '\n' => "a newline".to_owned(),
-        '\r' => "a carriage return".to_owned(),
-        '\t' => "a tab".to_owned(),
-        ' ' => "a space".to_owned(),
-        c => format!("the whitespace character U+{:04X}", c as u32),
-    };
-    if let Some(c) = value.chars().last().filter(|c| c.is_whitespace()) {
-        Some(format!("ends with {}", name(c)))
-    } else if let Some(c) = value.chars().next().filter(|c| c.is_whitespace()) {
-        Some(format!("starts with {}", name(c)))
-    } else {
-        value
-            .chars()
-            .find(|c| c.is_whitespace())
-            .map(|c| format!("contains {}", name(c)))
-    }
-}
 
 /// Flags and environment, plus the env file: the raw material of a [`Config`], every value
 /// already decoded (a value that is not UTF-8 is an error naming its flag or variable).
@@ -446,21 +442,21 @@ impl Inputs {
     /// Where the state lives: the keys directory, or (`SUPAKEYS_STORE=kubernetes`) the
     /// Secrets of the pod's namespace, with the API server's address from the kubelet.
     pub fn home(&self) -> Result<Home> {
-        use crate::kubernetes::{self, Settings};
+        use crate::chart;
         let kind = self.choice("SUPAKEYS_STORE", &[("dir", false), ("kubernetes", true)])?;
         if !kind {
             return Ok(Home::Dir(self.dir()));
         }
         let name_setting = |name: &'static str, default: &str, what: &str| -> Result<String> {
             let value = self.setting(name).unwrap_or(default);
-            if kubernetes::is_name(value) {
+            if chart::is_name(value) {
                 Ok(value.to_owned())
             } else {
                 Err(self.bad(
                     name,
                     &format!(
                         "is not a valid {what} (1-{} characters of a-z 0-9 - ., starting and ending with a letter or digit)",
-                        kubernetes::MAX_PREFIX
+                        chart::MAX_PREFIX
                     ),
                     "Give a lowercase name, e.g. supakeys.",
                 ))
@@ -471,10 +467,10 @@ impl Inputs {
             "supakeys",
             "Secret name prefix",
         )?;
-        if prefix.len() > kubernetes::MAX_PREFIX {
+        if prefix.len() > chart::MAX_PREFIX {
             return Err(self.bad(
                 "SUPAKEYS_KUBERNETES_SECRETS",
-                &format!("is longer than {} characters", kubernetes::MAX_PREFIX),
+                &format!("is longer than {} characters", chart::MAX_PREFIX),
                 "Choose a shorter prefix.",
             ));
         }
@@ -491,7 +487,7 @@ impl Inputs {
                 "Secret name",
             )?),
         };
-        let mut apikey_keys = kubernetes::CHART_KEYS.map(|(key, _)| key.to_owned());
+        let mut apikey_keys = chart::CHART_KEYS.map(|(key, _)| key.to_owned());
         if let Some(renames) = self.setting("SUPAKEYS_KUBERNETES_APIKEY_KEYS") {
             for pair in renames.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let fix = "Write it as the chart's secretRefKey: jwtKeys=KEY,jwtJwks=KEY,… with the names publishableKey, secretKey, anonKeyAsymmetric, serviceRoleKeyAsymmetric, jwtKeys, jwtJwks.";
@@ -502,14 +498,14 @@ impl Inputs {
                         fix,
                     ));
                 };
-                let Some(i) = kubernetes::CHART_KEYS.iter().position(|(k, _)| *k == name) else {
+                let Some(i) = chart::CHART_KEYS.iter().position(|(k, _)| *k == name) else {
                     return Err(self.bad(
                         "SUPAKEYS_KUBERNETES_APIKEY_KEYS",
                         &format!("names {name:?}, which is not a key of the chart's apikey Secret"),
                         fix,
                     ));
                 };
-                if !kubernetes::is_key(key) {
+                if !chart::is_key(key) {
                     return Err(self.bad(
                         "SUPAKEYS_KUBERNETES_APIKEY_KEYS",
                         &format!(
@@ -523,7 +519,7 @@ impl Inputs {
         }
         let serviceaccount = PathBuf::from(
             self.setting("SUPAKEYS_KUBERNETES_SERVICEACCOUNT")
-                .unwrap_or(kubernetes::SERVICEACCOUNT_DIR),
+                .unwrap_or(chart::SERVICEACCOUNT_DIR),
         );
         let fix_env = "supakeys --store kubernetes runs in a pod, where the kubelet sets it; outside a cluster use the keys directory (SUPAKEYS_STORE=dir).";
         let host = self
@@ -559,7 +555,7 @@ impl Inputs {
                     fix_env,
                 )
             })?;
-        Ok(Home::Kubernetes(Box::new(Settings {
+        Ok(Home::Kubernetes(Box::new(KubernetesSettings {
             host: host.to_owned(),
             port,
             serviceaccount,
@@ -808,7 +804,7 @@ impl Inputs {
             problem,
         };
         let origin = self.origin("SUPAKEYS_KONG_TEMPLATE");
-        let bytes = crate::store::read_input(Path::new(path), MAX_TEMPLATE_BYTES).map_err(|p| {
+        let bytes = crate::input::read_input(Path::new(path), MAX_TEMPLATE_BYTES).map_err(|p| {
             err(format!(
                 "{p}; check {origin}, or unset it if no Kong reads kong.yml"
             ))

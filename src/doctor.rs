@@ -558,13 +558,12 @@ fn lines(
 }
 
 /// `supakeys doctor`.
-pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
+pub fn run(inputs: &Inputs, store: &dyn Store, args: DoctorArgs) -> Result<()> {
     let options = Options::parse(args)?;
-    let store = crate::store::open(&inputs.home()?, Duration::ZERO)?;
-    let material = Material::load(inputs, store.as_ref())?;
+    let material = Material::load(inputs, store)?;
     let location = store.location();
     let started = Instant::now();
-    let (probes, tokens) = plan(&material, &options, crate::now())?;
+    let (probes, tokens) = plan(&material, &options, crate::clock::now())?;
     let mut answers = execute(&options.target, probes, options.timeout);
     retry_refused(
         &options.target,

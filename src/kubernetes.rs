@@ -23,7 +23,8 @@
 
 mod api;
 
-use crate::config::Adoptable;
+use crate::chart::{CHART_KEYS, CHART_READERS, deployment};
+use crate::config::{Adoptable, KubernetesSettings as Settings};
 use crate::error::{Error, Result};
 use crate::render::PlannedFile;
 use crate::secret::Secret;
@@ -35,12 +36,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-/// Where the kubelet mounts the service account's token, CA and namespace.
-pub const SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Reads and plans per run at most (client-go's `retry.DefaultRetry` makes 5 steps).
 pub const ATTEMPTS: u32 = 5;
-/// The longest prefix: the longest suffix (`-apikey`) keeps names within 63 characters.
-pub const MAX_PREFIX: usize = 56;
 /// The API refuses a Secret whose data exceeds 1 MiB (`MaxSecretSize`, kubernetes/kubernetes
 /// `pkg/apis/core/validation/validation.go`, `ValidateSecret`); supakeys also reads each
 /// Secret back, base64-encoded in a JSON answer that its HTTP client takes up to
@@ -51,111 +48,12 @@ pub const MAX_DATA_BYTES: usize = {
     if api < readable { api } else { readable }
 };
 
-/// The keys of the chart's apikey Secret (chart `supabase` 0.7.2,
-/// `templates/secret/apikey.yaml`: the defaults of `secret.apikey.secretRefKey`) and the
-/// variable of `supabase.env` each one holds.
-pub const CHART_KEYS: [(&str, &str); 6] = [
-    ("publishableKey", "SUPABASE_PUBLISHABLE_KEY"),
-    ("secretKey", "SUPABASE_SECRET_KEY"),
-    ("anonKeyAsymmetric", "ANON_KEY_ASYMMETRIC"),
-    ("serviceRoleKeyAsymmetric", "SERVICE_ROLE_KEY_ASYMMETRIC"),
-    ("jwtKeys", "JWT_KEYS"),
-    ("jwtJwks", "JWT_JWKS"),
-];
-
 /// The keys of the apikey Secret a first run adopts, as the variables they stand for.
 const ADOPTED: [(&str, &str); 3] = [
     ("jwtKeys", "JWT_KEYS"),
     ("publishableKey", "SUPABASE_PUBLISHABLE_KEY"),
     ("secretKey", "SUPABASE_SECRET_KEY"),
 ];
-
-/// Which of the chart's Deployments read which key of the apikey Secret, and as what
-/// (chart `supabase` 0.7.2, `templates/{auth,rest,realtime,storage,kong,functions}/deployment.yaml`):
-/// they read it once, at start, so a change needs `kubectl rollout restart`.
-pub const CHART_READERS: [(&str, &str, &str); 10] = [
-    ("auth", "GOTRUE_JWT_KEYS", "jwtKeys"),
-    ("rest", "PGRST_JWT_SECRET", "jwtJwks"),
-    ("realtime", "API_JWT_JWKS", "jwtJwks"),
-    ("storage", "JWT_JWKS", "jwtJwks"),
-    ("kong", "SUPABASE_PUBLISHABLE_KEY", "publishableKey"),
-    ("kong", "SUPABASE_SECRET_KEY", "secretKey"),
-    ("kong", "ANON_KEY_ASYMMETRIC", "anonKeyAsymmetric"),
-    (
-        "kong",
-        "SERVICE_ROLE_KEY_ASYMMETRIC",
-        "serviceRoleKeyAsymmetric",
-    ),
-    ("functions", "SUPABASE_PUBLISHABLE_KEY", "publishableKey"),
-    ("functions", "SUPABASE_SECRET_KEY", "secretKey"),
-];
-
-/// The Kubernetes store's settings, validated by [`crate::config::Inputs::home`].
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// The API server (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`).
-    pub host: String,
-    pub port: u16,
-    /// The service account directory: `token`, `ca.crt`, `namespace`.
-    pub serviceaccount: PathBuf,
-    /// The prefix of the three Secret names.
-    pub prefix: String,
-    /// The apikey Secret's key for each of [`CHART_KEYS`], in that order.
-    pub apikey_keys: [String; 6],
-    /// A Secret with the chart's apikey keys that a first run adopts.
-    pub adopt: Option<String>,
-    /// The chart's Helm release, for the names of its Deployments.
-    pub release: String,
-}
-
-/// A DNS-1123 subdomain as Secret names must be (`metadata.name`), at most 253 characters.
-pub fn is_name(name: &str) -> bool {
-    name.len() <= 253 && name.split('.').all(is_label_part)
-}
-
-fn is_label_part(part: &str) -> bool {
-    let bytes = part.as_bytes();
-    !bytes.is_empty()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-}
-
-/// A DNS-1123 label (a namespace name), at most 63 characters.
-pub fn is_label(name: &str) -> bool {
-    name.len() <= 63 && is_label_part(name)
-}
-
-/// A key of a Secret's data (apimachinery `IsConfigMapKey`): 1-253 characters of
-/// `A-Z a-z 0-9 - _ .`, and not `.` or `..` or starting with `..`.
-pub fn is_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 253
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && key != "."
-        && !key.starts_with("..")
-}
-
-/// The chart's name for a Deployment of `service` in `release` (its `supabase.<svc>.fullname`
-/// helper without overrides: the release name when it contains `supabase-<svc>`, else
-/// `<release>-supabase-<svc>`, cut to 63 characters).
-pub fn deployment(release: &str, service: &str) -> String {
-    let name = format!("supabase-{service}");
-    let full = if release.contains(&name) {
-        release.to_owned()
-    } else {
-        format!("{release}-{name}")
-    };
-    full.chars()
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_owned()
-}
 
 /// The three Secrets and their roles.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -782,24 +680,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deployment_names_follow_the_charts_fullname_helper() {
-        assert_eq!(deployment("supabase", "auth"), "supabase-supabase-auth");
-        assert_eq!(deployment("demo", "kong"), "demo-supabase-kong");
-        assert_eq!(
-            deployment("my-supabase-auth", "auth"),
-            "my-supabase-auth",
-            "a release containing supabase-auth is the name itself"
-        );
-        let long = "r".repeat(60);
-        assert_eq!(deployment(&long, "auth").len(), 63);
-    }
-
-    #[test]
     fn compose_hints_become_kubectl_commands_on_the_charts_deployments() {
         let store = |release: &str| Settings {
             host: "10.0.0.1".into(),
             port: 443,
-            serviceaccount: SERVICEACCOUNT_DIR.into(),
+            serviceaccount: crate::chart::SERVICEACCOUNT_DIR.into(),
             prefix: "supakeys".into(),
             apikey_keys: CHART_KEYS.map(|(k, _)| k.to_owned()),
             adopt: None,
@@ -836,22 +721,6 @@ mod tests {
             ),
             "give doctor the environment of init (the doctor Job, deploy/kubernetes/jobs/doctor.yaml)"
         );
-    }
-
-    #[test]
-    fn names_and_keys_follow_the_api_rules() {
-        assert!(is_name("supakeys-state"));
-        assert!(is_name("a.b-c"));
-        assert!(!is_name("Supakeys"));
-        assert!(!is_name("-a"));
-        assert!(!is_name(""));
-        assert!(is_key("storage.AUTH_JWT_SECRET"));
-        assert!(is_key("state.json"));
-        assert!(!is_key(".."));
-        assert!(!is_key("..x"));
-        assert!(!is_key("a/b"));
-        assert!(is_label("default"));
-        assert!(!is_label(&"a".repeat(64)));
     }
 
     // A Secret stays under the API's limit, and readable: base64 makes 4 bytes of 3, and

@@ -2,9 +2,11 @@
 //! and returns an error that `main` turns into an exit code.
 
 use crate::cli::{Cli, Command, KeysCommand};
-use crate::config::{Inputs, LogFormat};
+use crate::config::{Home, Inputs, LogFormat};
 use crate::error::{Error, Result, exit};
+use crate::kubernetes::KubeStore;
 use crate::state::{self, Change, Refused, Transition};
+use crate::store::{DirStore, Store};
 use std::io::Write;
 
 /// Runs the command line and returns the process exit code.
@@ -36,15 +38,16 @@ pub fn main(cli: Cli) -> i32 {
         Command::Init => init(&inputs),
         Command::Check => check(&inputs),
         Command::PrintEnv { init: also_init } => print_env(&inputs, also_init),
-        Command::Keys(KeysCommand::List { format }) => {
-            list_format(format).and_then(|json| crate::keys::list(&inputs, json))
-        }
+        Command::Keys(KeysCommand::List { format }) => list_format(format)
+            .and_then(|json| crate::keys::list(read_only(&inputs)?.as_ref(), json)),
         Command::Keys(KeysCommand::Standby) => update(&inputs, Op::Standby),
         Command::Keys(KeysCommand::Rotate { now }) => update(&inputs, Op::Rotate { now }),
         Command::Keys(KeysCommand::Revoke { kid }) => {
             revoke_kid(kid).and_then(|kid| update(&inputs, Op::Revoke(kid)))
         }
-        Command::Doctor(args) => crate::doctor::run(&inputs, args),
+        Command::Doctor(args) => {
+            read_only(&inputs).and_then(|store| crate::doctor::run(&inputs, store.as_ref(), args))
+        }
     };
     match result {
         Ok(()) => exit::OK,
@@ -122,7 +125,7 @@ fn revoke_kid(kid: std::ffi::OsString) -> Result<String> {
         Some(kid) => Ok(kid.to_string()),
         None => Err(Error::invalid(
             NAME,
-            match crate::config::stray_whitespace(&text) {
+            match crate::error::stray_whitespace(&text) {
                 Some(ws) => format!("{ws}; a kid is 1-128 characters of A-Z a-z 0-9 . _ -"),
                 None => "is not a key id (1-128 characters of A-Z a-z 0-9 . _ -)".to_owned(),
             },
@@ -151,9 +154,9 @@ pub fn init(inputs: &Inputs) -> Result<()> {
 /// directory, or the Secrets with resourceVersion preconditions), with `state.json` written
 /// first so that a crash leaves either the old or the new state.
 fn update(inputs: &Inputs, op: Op) -> Result<()> {
-    let base = inputs.config(crate::now())?;
+    let base = inputs.config(crate::clock::now())?;
     let home = inputs.home()?;
-    let mut store = crate::store::open(&home, base.lock_timeout)?;
+    let mut store = open_store(&home, base.lock_timeout)?;
     let kong_path = store.path_of(crate::render::KONG_FILE);
     let state_path = store.path_of(state::FILE);
     // What the last plan decided, logged once the store applied it (a Kubernetes store
@@ -196,8 +199,8 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         print_after_change(&store.after_change(&applied));
     }
     let ready = match home {
-        crate::config::Home::Dir(_) => "keys directory is ready",
-        crate::config::Home::Kubernetes(_) => "Secrets are ready",
+        Home::Dir(_) => "keys directory is ready",
+        Home::Kubernetes(_) => "Secrets are ready",
     };
     tracing::info!(
         kid = %outcome.kid,
@@ -210,6 +213,19 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         "{ready}"
     );
     Ok(())
+}
+
+/// Opens the store the settings name: the keys directory, or the Kubernetes Secrets.
+fn open_store(home: &Home, lock_timeout: std::time::Duration) -> Result<Box<dyn Store>> {
+    Ok(match home {
+        Home::Dir(path) => Box::new(DirStore::open(path, lock_timeout)?),
+        Home::Kubernetes(settings) => Box::new(KubeStore::connect(settings)?),
+    })
+}
+
+/// The store for a command that only reads (and so never waits for the directory lock).
+fn read_only(inputs: &Inputs) -> Result<Box<dyn Store>> {
+    open_store(&inputs.home()?, std::time::Duration::ZERO)
 }
 
 /// What one plan decided, for the log.
@@ -339,8 +355,8 @@ fn log_changes(changes: &[Change]) {
                     state::Renewal::TtlChanged => "SUPAKEYS_TOKEN_TTL differs from their lifetime",
                 };
                 tracing::warn!(
-                    old_exp = %crate::legacy::date(old.exp),
-                    new_exp = %crate::legacy::date(new.exp),
+                    old_exp = %crate::clock::date(old.exp),
+                    new_exp = %crate::clock::date(new.exp),
                     "renewed the minted API tokens ({why}): services get the new ones from the files; clients holding the old ANON_KEY keep working until it expires, give them the new one (supakeys print-env)"
                 );
             }
@@ -363,11 +379,11 @@ fn print_after_change(text: &str) {
 /// `supakeys check`.
 fn check(inputs: &Inputs) -> Result<()> {
     let config = if inputs.has_jwt_secret() {
-        Some(inputs.config(crate::now())?)
+        Some(inputs.config(crate::clock::now())?)
     } else {
         None
     };
-    let store = crate::store::open(&inputs.home()?, std::time::Duration::ZERO)?;
+    let store = read_only(inputs)?;
     let problems = crate::check::check(store.as_ref(), config.as_ref())?;
     for problem in &problems {
         tracing::error!("{problem}");
@@ -387,7 +403,7 @@ fn print_env(inputs: &Inputs, also_init: bool) -> Result<()> {
     if also_init {
         init(inputs)?;
     }
-    let store = crate::store::open(&inputs.home()?, std::time::Duration::ZERO)?;
+    let store = read_only(inputs)?;
     let bytes = store.read_to_show("supabase.env")?.ok_or(Error::NoState {
         path: store.path_of("supabase.env"),
     })?;

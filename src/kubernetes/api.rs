@@ -14,7 +14,7 @@
 //! file is read again for every request; client-go re-reads it once a minute
 //! (`transport/token_source.go`).
 
-use super::Settings;
+use crate::config::KubernetesSettings as Settings;
 use crate::error::{Error, Result};
 use crate::http::{self, Request, Response, Roots, Scheme, Target};
 use crate::secret::Secret;
@@ -94,7 +94,7 @@ fn printable(text: &str) -> String {
 }
 
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    crate::store::read_input(path, MAX_FILE_BYTES).map_err(|problem| Error::KubernetesApi {
+    crate::input::read_input(path, MAX_FILE_BYTES).map_err(|problem| Error::KubernetesApi {
         action: "read the service account".into(),
         problem: format!(
             "{} {problem}; run supakeys in a pod whose ServiceAccount token is mounted \
@@ -111,7 +111,7 @@ impl Cluster {
         let namespace = String::from_utf8(read_file(&dir.join("namespace"))?)
             .ok()
             .map(|n| n.trim().to_owned())
-            .filter(|n| super::is_label(n))
+            .filter(|n| crate::chart::is_label(n))
             .ok_or_else(|| Error::KubernetesApi {
                 action: "read the service account".into(),
                 problem: format!(

@@ -1042,7 +1042,7 @@ fn the_chart_facts_match_the_code() {
         .iter()
         .map(|k| k.as_str().unwrap())
         .collect();
-    let code_keys: Vec<&str> = supakeys::kubernetes::CHART_KEYS
+    let code_keys: Vec<&str> = supakeys::chart::CHART_KEYS
         .iter()
         .map(|(k, _)| *k)
         .collect();
@@ -1060,7 +1060,7 @@ fn the_chart_facts_match_the_code() {
             )
         })
         .collect();
-    let code_readers: Vec<(String, String, String)> = supakeys::kubernetes::CHART_READERS
+    let code_readers: Vec<(String, String, String)> = supakeys::chart::CHART_READERS
         .iter()
         .map(|(s, e, k)| ((*s).to_owned(), (*e).to_owned(), (*k).to_owned()))
         .collect();
