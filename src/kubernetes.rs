@@ -638,8 +638,9 @@ impl Store for KubeStore {
         translate_with(&self.settings, hint)
     }
 
-    fn after_change(&self, applied: &Applied) -> String {
-        let _ = applied;
+    /// The restart lines follow the apikey keys this run changed (the chart's Deployments
+    /// read keys, not files).
+    fn after_change(&self, _applied: &Applied) -> String {
         let mut services: Vec<&str> = Vec::new();
         for (service, _, key) in CHART_READERS {
             if self.changed_keys.iter().any(|k| k == self.apikey_key(key))
