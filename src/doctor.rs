@@ -25,7 +25,7 @@ use crate::http::{Client, HttpError, Method, Request, Response, Roots, Scheme, T
 use crate::jwk::{Kid, SigningKey, b64};
 use crate::secret::Secret;
 use crate::state::{self, State, Status};
-use crate::store::Dir;
+use crate::store::Store;
 use analyse::{ApiKey, Context, Evidence, Gateway, KeyFact, Service};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
@@ -249,24 +249,21 @@ struct Material {
 }
 
 impl Material {
-    fn load(inputs: &Inputs) -> Result<Material> {
-        let dir_path = inputs.dir();
-        let dir = Dir::open(&dir_path)?;
-        let state = State::load(&dir)?.ok_or(Error::NoState {
-            path: dir_path.join(state::FILE),
+    fn load(inputs: &Inputs, store: &dyn Store) -> Result<Material> {
+        let state = store.state()?.ok_or(Error::NoState {
+            path: store.path_of(state::FILE),
         })?;
         let read = |name: &str| -> Result<Vec<u8>> {
-            dir.read(name, crate::store::MAX_MANAGED_BYTES)?
-                .ok_or(Error::NoState {
-                    path: dir_path.join(name),
-                })
+            store.read(name)?.ok_or(Error::NoState {
+                path: store.path_of(name),
+            })
         };
         let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
-            .map_err(|_| Error::state(dir_path.join("jwt_jwks.json"), "not valid JSON"))?;
+            .map_err(|_| Error::state(store.path_of("jwt_jwks.json"), "not valid JSON"))?;
         let oct = crate::render::legacy_hs256_secret(&jwt_jwks);
         if oct.as_ref().is_some_and(|k| k.expose().is_empty()) {
             return Err(Error::state(
-                dir_path.join("jwt_jwks.json"),
+                store.path_of("jwt_jwks.json"),
                 "its oct key (the legacy JWT secret) is empty",
             ));
         }
@@ -275,7 +272,7 @@ impl Material {
         } else {
             LegacyHs256::Reject
         };
-        let gateway_path = dir_path.join("gateway.env");
+        let gateway_path = store.path_of("gateway.env");
         let gateway = DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(
             |(line, problem)| Error::EnvFileSyntax {
                 path: gateway_path.clone(),
@@ -372,7 +369,7 @@ fn verify_request(service: Service, anon_key: &Secret, token: &str) -> Request {
     let request = match service {
         Service::Storage => Request::get("/storage/v1/health"),
         Service::Realtime => {
-            Request::new(Method::Post, "/realtime/v1/api/broadcast").json(r#"{"messages":[]}"#)
+            Request::new(Method::Post, "/realtime/v1/api/broadcast").json(br#"{"messages":[]}"#)
         }
         _ => Request::get(REST_PROBE_PATH),
     };
@@ -384,7 +381,7 @@ fn verify_request(service: Service, anon_key: &Secret, token: &str) -> Request {
 /// An anonymous sign-in, with an API key sent as supabase-js sends it.
 fn sign_in_request(api_key: &Secret) -> Request {
     with_api_key(
-        Request::new(Method::Post, "/auth/v1/signup").json("{}"),
+        Request::new(Method::Post, "/auth/v1/signup").json(b"{}"),
         api_key,
     )
 }
@@ -667,7 +664,7 @@ fn lines(
 }
 
 /// `supakeys doctor`.
-pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
+pub fn run(inputs: &Inputs, store: &dyn Store, args: DoctorArgs) -> Result<()> {
     let options = Options::parse(args)?;
     let started = Instant::now();
     // The name is looked up once, within one --timeout; every request then ends within its
@@ -677,9 +674,9 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
     if let Ok(client) = &client {
         options.check_cleartext(client.addresses())?;
     }
-    let material = Material::load(inputs)?;
-    let dir = inputs.dir();
-    let (probes, tokens) = plan(&material, &options, crate::now())?;
+    let material = Material::load(inputs, store)?;
+    let location = store.location();
+    let (probes, tokens) = plan(&material, &options, crate::clock::now())?;
     let mut answers = execute(&client, probes);
     retry_refused(&client, &material, &tokens, &mut answers);
     let gateway = answers
@@ -689,7 +686,7 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
         .find(|g| *g != Gateway::Unknown)
         .unwrap_or(Gateway::Unknown);
     let url = options.target.to_string();
-    let dir_text = dir.to_string_lossy().into_owned();
+    let dir_text = location.clone();
     let cx = Context {
         dir: &dir_text,
         url: &url,
@@ -697,7 +694,17 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
         mode: material.mode,
         gateway,
     };
-    let lines = lines(&cx, &material, &options, &answers);
+    let mut lines = lines(&cx, &material, &options, &answers);
+    for line in &mut lines {
+        match &mut line.outcome {
+            report::Outcome::Fail { cause, fix, .. } => {
+                *cause = store.translate(cause);
+                *fix = store.translate(fix);
+            }
+            report::Outcome::Skip { reason } => *reason = store.translate(reason),
+            report::Outcome::Pass { .. } => {}
+        }
+    }
     let keys: Vec<(String, &'static str, &'static str)> = material
         .facts
         .iter()
@@ -726,7 +733,7 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
     if failed > 0 {
         return Err(Error::DoctorFailed {
             failed,
-            dir: dir.clone(),
+            dir: location.into(),
         });
     }
     Ok(())

@@ -228,12 +228,11 @@ impl Request {
         Request::new(Method::Get, path)
     }
 
-    /// A JSON body, with its `Content-Type`. A header or body that is not what HTTP allows
-    /// fails in [`Client::send`], never here.
-    pub fn json(mut self, body: &str) -> Request {
+    /// A JSON body (wiped on drop: it may hold secrets), with its `Content-Type`.
+    pub fn json(mut self, body: &[u8]) -> Request {
         self.headers
             .push(("Content-Type", Zeroizing::new("application/json".into())));
-        self.body = Some(Zeroizing::new(body.as_bytes().to_vec()));
+        self.body = Some(Zeroizing::new(body.to_vec()));
         self
     }
 

@@ -67,7 +67,7 @@ fn urls() {
 fn request_bytes_carry_the_base_path_and_close_the_connection() {
     let t = Target::parse("http://kong:8000/prefix").unwrap();
     let r = Request::new(Method::Post, "/auth/v1/signup")
-        .json("{}")
+        .json(b"{}")
         .header("apikey", "k");
     let text = String::from_utf8(r.encode(&t).unwrap().to_vec()).unwrap();
     assert!(text.starts_with("POST /prefix/auth/v1/signup HTTP/1.1\r\nHost: kong:8000\r\n"));
@@ -312,6 +312,14 @@ fn refused_silent_and_past_deadline_requests() {
     let c = client(&url, Duration::from_millis(300));
     assert_eq!(
         c.send(&Request::get("/")),
+        Err(HttpError::Timeout {
+            after: Duration::from_millis(300)
+        })
+    );
+    // The same silent server behind https://: the TLS handshake ends at the timeout too.
+    let https = format!("https://{}", listener.local_addr().unwrap());
+    assert_eq!(
+        client(&https, Duration::from_millis(300)).send(&Request::get("/")),
         Err(HttpError::Timeout {
             after: Duration::from_millis(300)
         })
