@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// The most header bytes accepted in one response head.
-pub const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
 /// The most headers in one response head.
 const MAX_HEADERS: usize = 100;
 /// The most body bytes accepted (doctor reads small JSON answers; a Kubernetes Secret
@@ -177,8 +177,6 @@ pub enum Method {
     Get,
     Post,
     Put,
-    Patch,
-    Delete,
 }
 
 impl Method {
@@ -187,8 +185,6 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
         }
     }
 }
@@ -374,8 +370,8 @@ impl From<Malformed> for ReadError {
 }
 
 /// Reads one response from `source` (a connection, or bytes in memory): the final answer
-/// after at most [`MAX_INFORMATIONAL`] 1xx answers, and its body framed as RFC 9112 §6.3
-/// says for a response to a GET, POST, PUT, PATCH or DELETE.
+/// after at most 16 informational (1xx) answers, and its body framed as RFC 9112 §6.3
+/// says for a response to a GET, POST or PUT.
 pub fn read_response(source: impl Read) -> Result<Response, ReadError> {
     let mut input = Input {
         source,
