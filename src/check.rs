@@ -3,9 +3,10 @@
 use crate::config::Config;
 use crate::envfile::DotEnv;
 use crate::error::{Error, Result};
+use crate::input::Kind;
 use crate::render::{self, FILES};
-use crate::state::{self, State};
-use crate::store::{Dir, Kind, MAX_MANAGED_BYTES};
+use crate::state;
+use crate::store::{Dir, MAX_MANAGED_BYTES};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use std::path::Path;
@@ -24,7 +25,7 @@ const TOKENS: [(&str, &str); 6] = [
 /// what `init` would write now. Returns the problems found, each one sentence.
 pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
     let dir = Dir::open(dir_path)?;
-    let state = State::load(&dir)?.ok_or(Error::NoState {
+    let state = dir.read_state()?.ok_or(Error::NoState {
         path: dir_path.join(state::FILE),
     })?;
     let mut problems = Vec::new();
@@ -138,7 +139,7 @@ fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
         None => Err("it has no numeric exp claim".into()),
         Some(exp) if exp <= now => Err(format!(
             "it expired on {} (run `supakeys init`: it renews minted tokens)",
-            crate::legacy::date(exp as i64)
+            crate::clock::date(exp as i64)
         )),
         Some(_) => Ok(()),
     }

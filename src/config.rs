@@ -3,7 +3,7 @@
 
 use crate::cli::Settings;
 use crate::envfile::DotEnv;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, stray_whitespace};
 use crate::jwk::{KeySpec, Kid, RSA_BITS, SigningKey};
 use crate::kong::Template;
 use crate::legacy::{self, Legacy};
@@ -186,28 +186,6 @@ const MAX_TOKEN_BYTES: usize = 16 << 10;
 const MAX_JWT_KEYS_BYTES: usize = 64 << 10;
 const MAX_ISSUER_BYTES: usize = 2048;
 const MAX_DASHBOARD_BYTES: usize = 1024;
-
-/// Names the whitespace a value starts or ends with, or holds, if any: copy-paste leaves
-/// newlines and carriage returns that are invisible in a message.
-pub fn stray_whitespace(value: &str) -> Option<String> {
-    let name = |c: char| match c {
-        '\n' => "a newline".to_owned(),
-        '\r' => "a carriage return".to_owned(),
-        '\t' => "a tab".to_owned(),
-        ' ' => "a space".to_owned(),
-        c => format!("the whitespace character U+{:04X}", c as u32),
-    };
-    if let Some(c) = value.chars().last().filter(|c| c.is_whitespace()) {
-        Some(format!("ends with {}", name(c)))
-    } else if let Some(c) = value.chars().next().filter(|c| c.is_whitespace()) {
-        Some(format!("starts with {}", name(c)))
-    } else {
-        value
-            .chars()
-            .find(|c| c.is_whitespace())
-            .map(|c| format!("contains {}", name(c)))
-    }
-}
 
 /// Flags and environment, plus the env file: the raw material of a [`Config`], every value
 /// already decoded (a value that is not UTF-8 is an error naming its flag or variable).
@@ -601,7 +579,7 @@ impl Inputs {
             problem,
         };
         let origin = self.origin("SUPAKEYS_KONG_TEMPLATE");
-        let bytes = crate::store::read_input(Path::new(path), MAX_TEMPLATE_BYTES).map_err(|p| {
+        let bytes = crate::input::read_input(Path::new(path), MAX_TEMPLATE_BYTES).map_err(|p| {
             err(format!(
                 "{p}; check {origin}, or unset it if no Kong reads kong.yml"
             ))

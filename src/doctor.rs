@@ -184,7 +184,7 @@ impl Material {
     fn load(inputs: &Inputs) -> Result<Material> {
         let dir_path = inputs.dir();
         let dir = Dir::open(&dir_path)?;
-        let state = State::load(&dir)?.ok_or(Error::NoState {
+        let state = dir.read_state()?.ok_or(Error::NoState {
             path: dir_path.join(state::FILE),
         })?;
         let read = |name: &str| -> Result<Vec<u8>> {
@@ -566,7 +566,7 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
     let material = Material::load(inputs)?;
     let dir = inputs.dir();
     let started = Instant::now();
-    let (probes, tokens) = plan(&material, &options, crate::now())?;
+    let (probes, tokens) = plan(&material, &options, crate::clock::now())?;
     let mut answers = execute(&options.target, probes, options.timeout);
     retry_refused(
         &options.target,

@@ -42,7 +42,7 @@ impl DotEnv {
     /// [`MAX_BYTES`], UTF-8 line by line.
     pub fn load(path: &Path) -> Result<DotEnv> {
         let bytes =
-            crate::store::read_input(path, MAX_BYTES).map_err(|problem| Error::EnvFileRead {
+            crate::input::read_input(path, MAX_BYTES).map_err(|problem| Error::EnvFileRead {
                 path: path.into(),
                 problem: problem.to_string(),
             })?;

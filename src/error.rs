@@ -69,6 +69,8 @@ pub enum Error {
         path: PathBuf,
         version: u64,
         written_by: Option<String>,
+        /// The schema versions this supakeys reads.
+        reads: std::ops::RangeInclusive<u64>,
     },
     /// The output directory does not exist or is not a directory.
     DirMissing { path: PathBuf },
@@ -209,6 +211,7 @@ impl fmt::Display for Error {
                 path,
                 version,
                 written_by,
+                reads,
             } => {
                 write!(
                     f,
@@ -216,8 +219,8 @@ impl fmt::Display for Error {
                      Nothing was changed. ",
                     path.display(),
                     env!("CARGO_PKG_VERSION"),
-                    crate::state::OLDEST_VERSION,
-                    crate::state::VERSION,
+                    reads.start(),
+                    reads.end(),
                 )?;
                 match written_by {
                     Some(v) => write!(
@@ -303,3 +306,25 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Names the whitespace a value starts or ends with, or holds, if any: copy-paste leaves
+/// newlines and carriage returns that are invisible in a message.
+pub fn stray_whitespace(value: &str) -> Option<String> {
+    let name = |c: char| match c {
+        '\n' => "a newline".to_owned(),
+        '\r' => "a carriage return".to_owned(),
+        '\t' => "a tab".to_owned(),
+        ' ' => "a space".to_owned(),
+        c => format!("the whitespace character U+{:04X}", c as u32),
+    };
+    if let Some(c) = value.chars().last().filter(|c| c.is_whitespace()) {
+        Some(format!("ends with {}", name(c)))
+    } else if let Some(c) = value.chars().next().filter(|c| c.is_whitespace()) {
+        Some(format!("starts with {}", name(c)))
+    } else {
+        value
+            .chars()
+            .find(|c| c.is_whitespace())
+            .map(|c| format!("contains {}", name(c)))
+    }
+}

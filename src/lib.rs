@@ -9,11 +9,13 @@
 
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod envfile;
 pub mod error;
 pub mod http;
+pub mod input;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
@@ -26,13 +28,6 @@ pub mod secret;
 pub mod state;
 pub mod store;
 mod yaml;
-
-/// The time of this run, in unix seconds (0 if the clock is before 1970).
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// Fills `buf` with the operating system's randomness.
 pub fn fill_random(buf: &mut [u8]) -> error::Result<()> {

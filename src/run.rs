@@ -4,7 +4,7 @@
 use crate::cli::{Cli, Command, KeysCommand};
 use crate::config::{Inputs, LogFormat};
 use crate::error::{Error, Result, exit};
-use crate::state::{self, Change, Refused, State, Transition};
+use crate::state::{self, Change, Refused, Transition};
 use crate::store::Dir;
 use std::io::Write;
 
@@ -123,7 +123,7 @@ fn revoke_kid(kid: std::ffi::OsString) -> Result<String> {
         Some(kid) => Ok(kid.to_string()),
         None => Err(Error::invalid(
             NAME,
-            match crate::config::stray_whitespace(&text) {
+            match crate::error::stray_whitespace(&text) {
                 Some(ws) => format!("{ws}; a kid is 1-128 characters of A-Z a-z 0-9 . _ -"),
                 None => "is not a key id (1-128 characters of A-Z a-z 0-9 . _ -)".to_owned(),
             },
@@ -151,7 +151,7 @@ pub fn init(inputs: &Inputs) -> Result<()> {
 /// Init, or a lifecycle transition: one locked read-modify-write of the directory, with
 /// `state.json` written first so a crash leaves either the old or the new state.
 fn update(inputs: &Inputs, op: Op) -> Result<()> {
-    let config = inputs.config(crate::now())?;
+    let config = inputs.config(crate::clock::now())?;
     let dir = Dir::open(&config.dir)?;
     warn_about_owner(&dir);
     let lock = dir.lock(config.lock_timeout)?;
@@ -161,7 +161,7 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
             path: config.dir.join(crate::render::KONG_FILE),
         });
     }
-    let previous = State::load(&dir)?;
+    let previous = dir.read_state()?;
     if previous.is_none() && !matches!(op, Op::Init) {
         return Err(Error::NoState {
             path: config.dir.join(state::FILE),
@@ -203,8 +203,8 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
                     state::Renewal::TtlChanged => "SUPAKEYS_TOKEN_TTL differs from their lifetime",
                 };
                 tracing::warn!(
-                    old_exp = %crate::legacy::date(old.exp),
-                    new_exp = %crate::legacy::date(new.exp),
+                    old_exp = %crate::clock::date(old.exp),
+                    new_exp = %crate::clock::date(new.exp),
                     "renewed the minted API tokens ({why}): services get the new ones from the files; clients holding the old ANON_KEY keep working until it expires, give them the new one (supakeys print-env)"
                 );
             }
@@ -314,7 +314,7 @@ fn print_reloads(written: &[&str]) {
 /// `supakeys check`.
 fn check(inputs: &Inputs) -> Result<()> {
     let config = if inputs.has_jwt_secret() {
-        Some(inputs.config(crate::now())?)
+        Some(inputs.config(crate::clock::now())?)
     } else {
         None
     };

@@ -14,11 +14,13 @@
 //! before the first rename and a failure leaves the directory as it was.
 
 use crate::error::{Error, Result};
+use crate::input::{Kind, read_bounded};
 use crate::render::PlannedFile;
+use crate::state::{self, State};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -51,59 +53,6 @@ pub struct Entry {
     pub owner: Owner,
 }
 
-/// The type of a directory entry, in words for messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Directory,
-    Symlink,
-    Fifo,
-    Socket,
-    Device,
-}
-
-impl Kind {
-    fn of(file_type: std::fs::FileType) -> Kind {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_file() {
-            Kind::File
-        } else if file_type.is_dir() {
-            Kind::Directory
-        } else if file_type.is_symlink() {
-            Kind::Symlink
-        } else if file_type.is_fifo() {
-            Kind::Fifo
-        } else if file_type.is_socket() {
-            Kind::Socket
-        } else {
-            Kind::Device
-        }
-    }
-
-    fn of_raw(mode: u32) -> Kind {
-        use rustix::fs::FileType;
-        match FileType::from_raw_mode(mode) {
-            FileType::RegularFile => Kind::File,
-            FileType::Directory => Kind::Directory,
-            FileType::Symlink => Kind::Symlink,
-            FileType::Fifo => Kind::Fifo,
-            FileType::Socket => Kind::Socket,
-            _ => Kind::Device,
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::File => "a regular file",
-            Kind::Directory => "a directory",
-            Kind::Symlink => "a symlink",
-            Kind::Fifo => "a FIFO (named pipe)",
-            Kind::Socket => "a socket",
-            Kind::Device => "a device",
-        }
-    }
-}
-
 /// The directory lock; released when dropped (or when the process dies).
 pub struct Lock<'a> {
     dir: &'a Dir,
@@ -130,65 +79,6 @@ pub struct Applied {
 /// The effective uid of this process.
 pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
-}
-
-/// Why an input file (the kong template, the env file) cannot be used.
-#[derive(Debug)]
-pub enum InputProblem {
-    Open(std::io::Error),
-    NotAFile(Kind),
-    TooLarge { limit: u64 },
-    Read(std::io::Error),
-}
-
-impl std::fmt::Display for InputProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InputProblem::Open(e) => write!(f, "cannot be read ({e})"),
-            InputProblem::NotAFile(kind) => write!(
-                f,
-                "is {}, not a regular file (supakeys reads only regular files, so that a run can never block)",
-                kind.describe()
-            ),
-            InputProblem::TooLarge { limit } => {
-                write!(f, "is larger than {} KiB", limit / 1024)
-            }
-            InputProblem::Read(e) => write!(f, "cannot be read ({e})"),
-        }
-    }
-}
-
-/// Reads an input file given by the operator (symlinks are followed: ConfigMaps and
-/// secrets are mounted as links). Refuses anything but a regular file before reading a
-/// byte, and anything longer than `limit`: a FIFO without a writer would block forever.
-pub fn read_input(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, InputProblem> {
-    // Look before opening: opening some devices has effects of its own (a watchdog starts,
-    // a tape rewinds). The descriptor is checked again below: the path may change between.
-    let meta = std::fs::metadata(path).map_err(InputProblem::Open)?;
-    if !meta.is_file() {
-        return Err(InputProblem::NotAFile(Kind::of(meta.file_type())));
-    }
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(|e| InputProblem::Open(e.into()))?;
-    let file = File::from(fd);
-    let meta = file.metadata().map_err(InputProblem::Open)?;
-    if !meta.is_file() {
-        return Err(InputProblem::NotAFile(Kind::of(meta.file_type())));
-    }
-    read_bounded(file, limit)
-        .map_err(InputProblem::Read)?
-        .ok_or(InputProblem::TooLarge { limit })
-}
-
-/// Reads at most `limit` bytes; `None` when there are more.
-fn read_bounded(file: File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 impl Dir {
@@ -334,6 +224,21 @@ impl Dir {
             Ok(Some(bytes)) => Ok(Some(bytes)),
             Ok(None) => Err(Error::TooLarge { path, limit }),
             Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    /// Reads and validates `state.json` of this directory; `None` when there is none yet.
+    pub fn read_state(&self) -> Result<Option<State>> {
+        let path = self.path.join(state::FILE);
+        match self.read(state::FILE, state::MAX_BYTES) {
+            Err(Error::TooLarge { path, limit }) => Err(Error::state(
+                path,
+                format!(
+                    "it is larger than {} KiB, far more than any state supakeys writes",
+                    limit >> 10
+                ),
+            )),
+            other => other?.map(|bytes| State::parse(&bytes, &path)).transpose(),
         }
     }
 

@@ -1201,7 +1201,7 @@ fn judge_token(cx: &Context<'_>, token: &str, source: &str) -> Outcome {
                     reason: format!(
                         "{source} was issued before the key {} became current ({}); pass a newer one",
                         current.kid,
-                        crate::legacy::date(current.changed_at)
+                        crate::clock::date(current.changed_at)
                     ),
                 }
             } else {
