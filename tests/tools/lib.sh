@@ -60,16 +60,19 @@ snapshot() {
   rm -rf "$2" && mkdir -p "$2"
   docker run --rm -v "$(volume_of "$1"):/keys:ro" supakeys-standin-base:local tar -C /keys -cf - . | tar -C "$2" -xpf -
 }
+# api_gw_is_envoy PROJECT: the project's api-gw runs Envoy (not Kong).
+api_gw_is_envoy() {
+  docker exec "$(container "$1" api-gw)" sh -c 'command -v envoy' >/dev/null 2>&1
+}
 # envoy_current PROJECT: waits (20 s at most) until api-gw's Envoy sends each of its clusters
 # to the address the compose service has now; fails naming the clusters that differ. Envoy
 # resolves its STRICT_DNS clusters (upstream's cds.yaml) at start and then every 5 s: right
 # after services restart, it can still hold an address that is gone, or that another service
 # took. Read from Envoy's admin interface (/clusters on port 9901, upstream's envoy.yaml)
-# with bash's /dev/tcp, inside the container. Nothing to wait for with Kong.
+# with bash's /dev/tcp, inside the container.
 envoy_current() {
   local gw svc cid want got _
   gw=$(container "$1" api-gw)
-  docker exec "$gw" sh -c 'command -v envoy' >/dev/null 2>&1 || return 0
   want=$(for svc in auth rest realtime storage functions meta studio; do
     cid=$(docker ps -q --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=$svc")
     [ -z "$cid" ] || printf '%s %s\n' "$svc" "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cid")"
