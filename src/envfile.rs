@@ -32,6 +32,17 @@ impl DotEnv {
         self.vars.get(name).map(|v| v.as_str())
     }
 
+    /// Every variable, sorted by name.
+    pub fn vars(&self) -> Vec<(&str, &str)> {
+        let mut vars: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        vars.sort();
+        vars
+    }
+
     /// Whether the file started with a UTF-8 byte order mark (ignored, but worth a warning:
     /// other readers of the file may take it as part of the first name).
     pub fn had_bom(&self) -> bool {
