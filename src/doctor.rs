@@ -202,13 +202,14 @@ impl Material {
             LegacyHs256::Reject
         };
         let gateway_path = dir_path.join("gateway.env");
-        let gateway = DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(
-            |(line, problem)| Error::EnvFileSyntax {
-                path: gateway_path.clone(),
-                line,
-                problem,
-            },
-        )?;
+        let gateway =
+            DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(|r| {
+                Error::EnvFileSyntax {
+                    path: gateway_path.clone(),
+                    line: r.line,
+                    problem: r.problem,
+                }
+            })?;
         let anon_key = gateway
             .get("ANON_KEY")
             .filter(|v| !v.is_empty())

@@ -3,6 +3,7 @@
 mod support;
 
 mod doctor;
+mod dotenv_compose;
 mod errors;
 mod hardening;
 mod init;
