@@ -1,6 +1,6 @@
 //! `supakeys check`: verifies a keys directory offline and lists every problem.
 
-use crate::config::Config;
+use crate::config::{Config, LegacyHs256};
 use crate::envfile::DotEnv;
 use crate::error::{Error, Result};
 use crate::input::Kind;
@@ -57,6 +57,7 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
             }
         }
     }
+    problems.extend(check_hs256_mode(&dir, &state)?);
     if let Some(config) = config {
         let (expected, _) = state::reconcile(Some(state), config)?;
         for file in render::plan(config, &expected)? {
@@ -74,6 +75,27 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
     }
     problems.extend(check_tokens(&dir)?);
     Ok(problems)
+}
+
+/// `jwt_jwks.json` holds the HS256 key exactly while the state records HS256 as accepted.
+fn check_hs256_mode(dir: &Dir, state: &state::State) -> Result<Vec<String>> {
+    let Some(bytes) = dir.read("jwt_jwks.json", MAX_MANAGED_BYTES)? else {
+        return Ok(Vec::new());
+    };
+    let Ok(jwks) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(Vec::new());
+    };
+    let in_files = render::legacy_hs256_secret(&jwks).is_some();
+    let recorded = state.legacy_hs256.mode == LegacyHs256::Accept;
+    if in_files == recorded {
+        return Ok(Vec::new());
+    }
+    Ok(vec![format!(
+        "state.json records legacy HS256 as {} {}, but jwt_jwks.json {} the HS256 key; run `supakeys init` to bring the files in line",
+        if recorded { "accepted" } else { "rejected" },
+        state::since(state.legacy_hs256.changed_at),
+        if in_files { "holds" } else { "lacks" },
+    )])
 }
 
 /// Every API token in the env files must verify against `jwt_jwks.json`.

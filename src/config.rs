@@ -31,8 +31,10 @@ pub enum ApiKeyMode {
     Resign,
 }
 
-/// Whether verifiers keep accepting tokens signed with the legacy HS256 `JWT_SECRET`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether verifiers keep accepting tokens signed with the legacy HS256 `JWT_SECRET`. The
+/// mode in force is recorded in the state: a run only changes it when the setting is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LegacyHs256 {
     Accept,
     /// The oct key leaves every key set; HS256 leaves the valid methods; Kong stops
@@ -52,7 +54,9 @@ pub struct Config {
     pub key_spec: KeySpec,
     pub kid: Option<Kid>,
     pub mode: ApiKeyMode,
-    pub legacy_hs256: LegacyHs256,
+    /// `SUPAKEYS_LEGACY_HS256` when given, with where it came from; `None` keeps the mode
+    /// the state records.
+    pub legacy_hs256: Option<(LegacyHs256, String)>,
     /// The kong template to render `kong.yml` from; none means no `kong.yml`.
     pub kong: Option<Template>,
     pub token_ttl: i64,
@@ -455,18 +459,19 @@ impl Inputs {
             "SUPAKEYS_LEGACY_API_KEYS",
             &[("keep", ApiKeyMode::Keep), ("resign", ApiKeyMode::Resign)],
         )?;
-        let legacy_hs256 = self.choice(
-            "SUPAKEYS_LEGACY_HS256",
-            &[
-                ("accept", LegacyHs256::Accept),
-                ("reject", LegacyHs256::Reject),
-            ],
-        )?;
-        if legacy_hs256 == LegacyHs256::Reject && mode == ApiKeyMode::Keep {
-            tracing::warn!(
-                "SUPAKEYS_LEGACY_HS256=reject: services now use the asymmetric API tokens; clients still on the legacy ANON_KEY/SERVICE_ROLE_KEY are refused (give them the opaque sb_publishable_/sb_secret_ keys), and Studio's HS256 role-impersonation tokens stop working"
-            );
-        }
+        let legacy_hs256 = match self.setting("SUPAKEYS_LEGACY_HS256") {
+            None => None,
+            Some(_) => Some((
+                self.choice(
+                    "SUPAKEYS_LEGACY_HS256",
+                    &[
+                        ("accept", LegacyHs256::Accept),
+                        ("reject", LegacyHs256::Reject),
+                    ],
+                )?,
+                self.origin("SUPAKEYS_LEGACY_HS256"),
+            )),
+        };
         let token_ttl = match self.setting("SUPAKEYS_TOKEN_TTL") {
             None => DEFAULT_TTL_SECS,
             Some(text) => {

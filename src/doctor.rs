@@ -196,11 +196,8 @@ impl Material {
         let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
             .map_err(|_| Error::state(dir_path.join("jwt_jwks.json"), "not valid JSON"))?;
         let oct = crate::render::legacy_hs256_secret(&jwt_jwks);
-        let mode = if oct.is_some() {
-            LegacyHs256::Accept
-        } else {
-            LegacyHs256::Reject
-        };
+        // The mode the state records (the files follow it after `init`).
+        let mode = state.legacy_hs256.mode;
         let gateway_path = dir_path.join("gateway.env");
         let gateway =
             DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(|r| {

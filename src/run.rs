@@ -208,6 +208,16 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
                     "renewed the minted API tokens ({why}): services get the new ones from the files; clients holding the old ANON_KEY keep working until it expires, give them the new one (supakeys print-env)"
                 );
             }
+            Change::Hs256Rejected { origin } => tracing::warn!(
+                "{origin}=reject: legacy HS256 is retired, and state.json records it (later runs keep it until SUPAKEYS_LEGACY_HS256=accept). Services now use the asymmetric API tokens; clients still on the legacy ANON_KEY/SERVICE_ROLE_KEY are refused (give them the opaque sb_publishable_/sb_secret_ keys), and Studio's HS256 role-impersonation tokens stop working"
+            ),
+            Change::Hs256Accepted {
+                origin,
+                rejected_since,
+            } => tracing::warn!(
+                "{origin}=accept: legacy HS256 is accepted again (it was retired {}): JWT_SECRET verifies tokens at every verifier once more and HS256 is back in Auth's valid methods. If that is not what you meant, set SUPAKEYS_LEGACY_HS256=reject and run again",
+                crate::state::since(*rejected_since)
+            ),
         }
     }
     let refused = |Refused(reason)| Error::Refused {

@@ -13,6 +13,7 @@
 //! mode or owner are wrong is replaced by a staged copy, so every `fchmod`/`fchown` happens
 //! before the first rename and a failure leaves the directory as it was.
 
+use crate::config::LegacyHs256;
 use crate::error::{Error, Result};
 use crate::input::{Kind, read_bounded};
 use crate::render::PlannedFile;
@@ -238,8 +239,25 @@ impl Dir {
                     limit >> 10
                 ),
             )),
-            other => other?.map(|bytes| State::parse(&bytes, &path)).transpose(),
+            other => other?
+                .map(|bytes| State::parse(&bytes, &path, &|| self.hs256_in_files()))
+                .transpose(),
         }
+    }
+
+    /// What an older `state.json` of this directory does not record (see
+    /// [`state::Hs256InFiles`]): the HS256 mode `jwt_jwks.json` shows, as the run that wrote
+    /// it had it. No readable `jwt_jwks.json` shows none.
+    fn hs256_in_files(&self) -> Option<LegacyHs256> {
+        self.read("jwt_jwks.json", MAX_MANAGED_BYTES)
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .filter(|jwks| jwks.get("keys").is_some_and(serde_json::Value::is_array))
+            .map(|jwks| match crate::render::legacy_hs256_secret(&jwks) {
+                Some(_) => LegacyHs256::Accept,
+                None => LegacyHs256::Reject,
+            })
     }
 
     /// Reads a managed file whose bytes go to the output (`print-env`): like [`Dir::read`],

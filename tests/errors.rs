@@ -338,7 +338,7 @@ const CASES: &[Case] = &[
         message: "It was written by supakeys 9.1.0: use that version or a newer one",
         prepare: |t| {
             t.edit_state(|s| {
-                s["version"] = json!(3);
+                s["version"] = json!(4);
                 s["written_by"] = json!("9.1.0");
             })
         },

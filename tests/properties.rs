@@ -153,7 +153,7 @@ proptest! {
     fn state_parse_never_panics_on_arbitrary_bytes(
         bytes in proptest::collection::vec(any::<u8>(), 0..512),
     ) {
-        let _ = State::parse(&bytes, Path::new("state.json"));
+        let _ = State::parse(&bytes, Path::new("state.json"), &|| None);
     }
 
     #[test]
@@ -187,6 +187,6 @@ proptest! {
         } else {
             bytes.truncate(cut.index(bytes.len() + 1));
         }
-        let _ = State::parse(&bytes, Path::new("state.json"));
+        let _ = State::parse(&bytes, Path::new("state.json"), &|| None);
     }
 }

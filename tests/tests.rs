@@ -10,4 +10,5 @@ mod init;
 mod kong_template;
 mod lifecycle;
 mod properties;
+mod retirement;
 mod stack;
