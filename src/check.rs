@@ -28,6 +28,8 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
     let state = dir.read_state()?.ok_or(Error::NoState {
         path: dir_path.join(state::FILE),
     })?;
+    let now = crate::clock::now();
+    state::warn_about_clock(now, Some(&state));
     let mut problems = Vec::new();
     let owner = dir.owner();
     for (name, mode) in FILES {
@@ -73,7 +75,7 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
     } else {
         tracing::info!("JWT_SECRET is not set: skipping the comparison with what init would write");
     }
-    problems.extend(check_tokens(&dir)?);
+    problems.extend(check_tokens(&dir, now)?);
     Ok(problems)
 }
 
@@ -99,7 +101,7 @@ fn check_hs256_mode(dir: &Dir, state: &state::State) -> Result<Vec<String>> {
 }
 
 /// Every API token in the env files must verify against `jwt_jwks.json`.
-fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
+fn check_tokens(dir: &Dir, now: i64) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let Some(jwks) = dir.read("jwt_jwks.json", MAX_MANAGED_BYTES)? else {
         return Ok(problems);
@@ -120,7 +122,7 @@ fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
             problems.push(format!("{file} has no {variable}"));
             continue;
         };
-        if let Err(why) = verify(token, &set) {
+        if let Err(why) = verify(token, &set, now) {
             problems.push(format!(
                 "{variable} in {file} does not verify against jwt_jwks.json: {why}"
             ));
@@ -129,7 +131,7 @@ fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
+fn verify(token: &str, set: &JwkSet, now: i64) -> std::result::Result<(), String> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
     let jwk = match &header.kid {
         Some(kid) => set.find(kid).ok_or("no key with its kid")?,
@@ -154,15 +156,21 @@ fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
     let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
         .map_err(|e| e.to_string())?
         .claims;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
     match claims.get("exp").and_then(serde_json::Value::as_f64) {
-        None => Err("it has no numeric exp claim".into()),
-        Some(exp) if exp <= now => Err(format!(
-            "it expired on {} (run `supakeys init`: it renews minted tokens)",
-            crate::clock::date(exp as i64)
+        None => return Err("it has no numeric exp claim".into()),
+        Some(exp) if exp <= now as f64 => {
+            return Err(format!(
+                "it expired on {} (run `supakeys init`: it renews minted tokens)",
+                crate::clock::date(exp as i64)
+            ));
+        }
+        Some(_) => {}
+    }
+    match crate::jwt::not_yet_valid(&claims, now) {
+        Some((claim, at)) => Err(format!(
+            "its {claim} is {}, ahead of this clock: PostgREST refuses it until then (run `supakeys init`: it re-mints minted tokens issued in the future; legacy keys issued in the future must be issued again)",
+            crate::clock::date(at)
         )),
-        Some(_) => Ok(()),
+        None => Ok(()),
     }
 }

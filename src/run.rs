@@ -162,6 +162,7 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
         });
     }
     let previous = dir.read_state()?;
+    state::warn_about_clock(config.now, previous.as_ref());
     if previous.is_none() && !matches!(op, Op::Init) {
         return Err(Error::NoState {
             path: config.dir.join(state::FILE),
@@ -196,11 +197,22 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
             Change::LegacyKeysChanged => tracing::warn!(
                 "ANON_KEY/SERVICE_ROLE_KEY changed since the last run: the API tokens follow, the signing key stays"
             ),
+            Change::TokensRenewed {
+                why: state::Renewal::IssuedInFuture,
+                old,
+                new,
+            } => tracing::warn!(
+                old_iat = %crate::clock::date(old.iat),
+                new_exp = %crate::clock::date(new.exp),
+                "re-minted the API tokens: they were issued at {}, ahead of this clock (a run had its clock ahead), and PostgREST refuses them (\"JWT issued at future\") until then. Services get the new ones from the files; give clients the new ANON_KEY (supakeys print-env): the old one does not work before that date",
+                crate::clock::date(old.iat)
+            ),
             Change::TokensRenewed { why, old, new } => {
                 let why = match why {
                     state::Renewal::Expired => "they expired",
                     state::Renewal::Due => "less than a fifth of their lifetime was left",
                     state::Renewal::TtlChanged => "SUPAKEYS_TOKEN_TTL differs from their lifetime",
+                    state::Renewal::IssuedInFuture => unreachable!("logged above"),
                 };
                 tracing::warn!(
                     old_exp = %crate::clock::date(old.exp),

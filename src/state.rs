@@ -100,6 +100,9 @@ pub enum Renewal {
     Due,
     /// `SUPAKEYS_TOKEN_TTL` differs from their lifetime.
     TtlChanged,
+    /// Their `iat` lies ahead of this clock beyond what verifiers allow (a run whose clock
+    /// was ahead minted them): PostgREST would refuse them until then.
+    IssuedInFuture,
 }
 
 impl Minted {
@@ -119,6 +122,8 @@ impl Minted {
     pub fn renewal(self, ttl: i64, now: i64) -> Option<Renewal> {
         if self.exp <= now {
             Some(Renewal::Expired)
+        } else if self.iat > now + crate::jwt::IAT_LEEWAY_SECS {
+            Some(Renewal::IssuedInFuture)
         } else if self.exp - self.iat != ttl {
             Some(Renewal::TtlChanged)
         } else if now >= self.renew_from() {
@@ -515,6 +520,34 @@ impl State {
         })
     }
 
+    /// The latest time this state records that lies ahead of `now` (beyond the leeway
+    /// verifiers allow), with what it is: a run whose clock was ahead wrote it, or this
+    /// clock is behind. Only minted tokens are re-minted for it; the other times are the
+    /// history of the keys and stay.
+    pub fn recorded_after(&self, now: i64) -> Option<(String, i64)> {
+        let keys = self.keys.iter().flat_map(|k| {
+            [
+                (format!("key {} was created", k.kid), k.created_at),
+                (
+                    format!("key {} became {}", k.kid, k.status.as_str()),
+                    k.changed_at,
+                ),
+            ]
+        });
+        let hs256 = self.legacy_hs256.changed_at.map(|t| {
+            let mode = match self.legacy_hs256.mode {
+                LegacyHs256::Accept => "accepted",
+                LegacyHs256::Reject => "rejected",
+            };
+            (format!("legacy HS256 was {mode}"), t)
+        });
+        let minted = ("the API tokens were minted".to_owned(), self.minted.iat);
+        keys.chain(hs256)
+            .chain([minted])
+            .filter(|(_, t)| *t > now + crate::jwt::IAT_LEEWAY_SECS)
+            .max_by_key(|(_, t)| *t)
+    }
+
     /// The canonical bytes of `state.json` (pretty JSON, trailing newline).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let file = StateFile {
@@ -542,6 +575,21 @@ impl State {
         let mut bytes = serde_json::to_vec_pretty(&file).expect("state serializes");
         bytes.push(b'\n');
         Zeroizing::new(bytes)
+    }
+}
+
+/// A clock that is obviously wrong is said: earlier than this supakeys' release, or earlier
+/// than a time the state records.
+pub fn warn_about_clock(now: i64, state: Option<&State>) {
+    if let Some(wrong) = crate::clock::before_release(now) {
+        tracing::warn!("{wrong}");
+    }
+    if let Some((what, at)) = state.and_then(|s| s.recorded_after(now)) {
+        tracing::warn!(
+            "state.json records that {what} at {}, after this clock ({}): a run had its clock ahead then, or this clock is behind now. Check the clock (NTP); supakeys re-mints API tokens issued in the future, the other times stay as recorded",
+            date(at),
+            date(now)
+        );
     }
 }
 

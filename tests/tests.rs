@@ -5,6 +5,7 @@ mod support;
 mod doctor;
 mod dotenv_compose;
 mod errors;
+mod future;
 mod hardening;
 mod init;
 mod kong_template;
