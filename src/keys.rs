@@ -91,7 +91,11 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
     // The tokens are the minted ones when they carry the state's exp; legacy keys re-signed
     // keep their own exp and are never renewed by supakeys.
     let minted = anon_exp == Some(state.minted.exp);
-    let renewal_due = minted && crate::clock::now() >= state.minted.renew_from();
+    let now = crate::clock::now();
+    // As `init` decides (`state::Minted::renewal`): due, expired, or issued in the future.
+    let renewal_due = minted
+        && (now >= state.minted.renew_from()
+            || state.minted.iat > now + crate::jwt::IAT_LEEWAY_SECS);
     let report = json!({
         "keys": keys,
         "legacy_hs256": match state.legacy_hs256.mode {
