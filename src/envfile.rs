@@ -65,9 +65,15 @@ impl DotEnv {
         self.vars.get(name).map(|v| v.as_str())
     }
 
-    /// Every variable the file sets, in no particular order.
-    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    /// Every variable, sorted by name.
+    pub fn vars(&self) -> Vec<(&str, &str)> {
+        let mut vars: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        vars.sort();
+        vars
     }
 
     /// Whether the file started with a UTF-8 byte order mark (ignored, but worth a warning:

@@ -1,36 +1,12 @@
-//! `supakeys keys list`: the lifecycle of every key, read from the directory as it is.
+//! `supakeys keys list`: the lifecycle of every key, read from the store as it is.
 
-use crate::config::{Inputs, LegacyHs256};
+use crate::config::LegacyHs256;
 use crate::error::{Error, Result};
 use crate::render::FILES;
 use crate::state;
-use crate::store::{Dir, MAX_MANAGED_BYTES};
+use crate::store::Store;
 use serde_json::{Value, json};
 use std::io::Write;
-
-/// Which service reads which file, and how it picks up a change.
-pub const READERS: [(&str, &str, &str); 8] = [
-    ("auth.env", "auth", "docker compose restart auth"),
-    (
-        "jwt_jwks.json",
-        "rest",
-        "psql -c \"NOTIFY pgrst, 'reload config'\" (or restart rest)",
-    ),
-    (
-        "realtime.env",
-        "realtime",
-        "docker compose restart realtime",
-    ),
-    ("storage.env", "storage", "docker compose restart storage"),
-    (
-        "functions.env",
-        "functions",
-        "docker compose restart functions",
-    ),
-    ("studio.env", "studio", "docker compose restart studio"),
-    ("gateway.env", "api-gw", "docker compose restart api-gw"),
-    ("kong.yml", "api-gw", "docker compose restart api-gw"),
-];
 
 fn exp_of(token: &str) -> Option<i64> {
     let exp = crate::jwt::parse(token)
@@ -44,16 +20,14 @@ fn exp_of(token: &str) -> Option<i64> {
 }
 
 /// `supakeys keys list [--format table|json]`.
-pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
-    let dir_path = inputs.dir();
-    let dir = Dir::open(&dir_path)?;
-    let state = dir.read_state()?.ok_or(Error::NoState {
-        path: dir_path.join(state::FILE),
+pub fn list(store: &dyn Store, json: bool) -> Result<()> {
+    let state = store.state()?.ok_or(Error::NoState {
+        path: store.path_of(state::FILE),
     })?;
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     for (name, _) in FILES {
         if name != state::FILE
-            && let Some(bytes) = dir.read(name, MAX_MANAGED_BYTES)?
+            && let Some(bytes) = store.read(name)?
         {
             files.push((name, bytes));
         }

@@ -4,9 +4,11 @@
 //! edge inwards: [`cli`] and [`config`] turn flags, environment and env file into a
 //! validated [`config::Config`]; [`legacy`] validates the inherited HS256 material;
 //! [`state`] loads and reconciles `state.json`; [`render`] and [`kong`] compute every
-//! output file in memory; [`store`] is the only module that writes to disk.
+//! output file in memory; a store writes them: [`store`] to the keys directory,
+//! [`kubernetes`] to Secrets through the API server.
 #![forbid(unsafe_code)]
 
+pub mod chart;
 pub mod check;
 pub mod cli;
 pub mod clock;
@@ -20,6 +22,7 @@ pub mod jwk;
 pub mod jwt;
 pub mod keys;
 pub mod kong;
+pub mod kubernetes;
 pub mod legacy;
 pub mod opaque;
 pub mod render;

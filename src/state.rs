@@ -153,6 +153,18 @@ pub fn since(changed_at: Option<i64>) -> String {
     }
 }
 
+/// The HS256 mode a `jwt_jwks.json` written by supakeys shows: it holds the oct key exactly
+/// while HS256 is accepted. `None` when the bytes are not a key set.
+pub fn hs256_mode_of_jwt_jwks(bytes: &[u8]) -> Option<LegacyHs256> {
+    let jwks: Value = serde_json::from_slice(bytes).ok()?;
+    let keys = jwks.get("keys")?.as_array()?;
+    Some(if keys.iter().any(|k| k["kty"] == "oct") {
+        LegacyHs256::Accept
+    } else {
+        LegacyHs256::Reject
+    })
+}
+
 /// What a state of schema 2 or older does not record, asked of whoever reads it: the HS256
 /// mode its directory's files show (`None` when they show none: then accept, the default of
 /// those versions).

@@ -141,6 +141,7 @@ fn supakeys_read(bytes: &[u8]) -> Result<DotEnv, supakeys::envfile::Refusal> {
 fn expected_environment(file: &DotEnv, compose: &Compose) -> String {
     let mut all: BTreeMap<String, String> = file
         .vars()
+        .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     all.extend(process_environment());
@@ -165,6 +166,7 @@ fn same_values(compose: &Compose, fixture: &str) -> usize {
         .unwrap_or_else(|r| panic!("supakeys refuses {fixture}:{}: {}", r.line, r.problem));
     let names: Vec<&str> = file
         .vars()
+        .into_iter()
         .map(|(k, _)| k)
         .filter(|k| is_identifier(k))
         .collect();

@@ -75,7 +75,10 @@ fn check_reports_minted_tokens_issued_in_the_future() {
     assert!(iat(&t.var("supabase.env", "ANON_KEY_ASYMMETRIC")) > now() + TEN_DAYS - 60);
     let list = run(&mut t, &["keys", "list", "--format", "json"]);
     let report: Value = serde_json::from_str(&list.success().stdout).unwrap();
-    assert_eq!(report["api_tokens"]["renewal_due"], true, "init would re-mint them");
+    assert_eq!(
+        report["api_tokens"]["renewal_due"], true,
+        "init would re-mint them"
+    );
     // Without JWT_SECRET check compares no bytes: the tokens themselves must be looked at.
     t.unset("JWT_SECRET");
     let out = run(&mut t, &["check"]);

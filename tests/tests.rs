@@ -9,6 +9,7 @@ mod future;
 mod hardening;
 mod init;
 mod kong_template;
+mod kubernetes;
 mod lifecycle;
 mod properties;
 mod retirement;

@@ -148,7 +148,7 @@ impl Service {
 
     /// How the service picks up a changed file (the list `keys` commands print).
     fn reload(self) -> String {
-        crate::keys::READERS
+        crate::render::READERS
             .iter()
             .find(|(file, _, _)| *file == self.file())
             .map(|(_, _, how)| (*how).to_owned())
