@@ -23,7 +23,10 @@ pub const MAX_BYTES: u64 = 1 << 20;
 const MAX_VALUE_BYTES: usize = MAX_BYTES as usize;
 const MAX_TOTAL_BYTES: usize = 16 * MAX_VALUE_BYTES;
 const MAX_NESTING: usize = 32;
-const TOO_LARGE: &str = "its $ forms expand to more than 1 MiB, or the file's values to more than 16 MiB in all; no Supabase .env comes near";
+/// The values `$` forms may look up in all, counted even when unused (`${BIG:+x}` reads
+/// BIG): without a bound, a 1 MiB file of such forms copies hundreds of gigabytes.
+const MAX_LOOKUP_BYTES: usize = 64 * MAX_VALUE_BYTES;
+const TOO_LARGE: &str = "its $ forms expand to more than 1 MiB, the file's values to more than 16 MiB in all, or its $ forms read more than 64 MiB of values; no Supabase .env comes near";
 /// Unset variables noted one by one, before a count of the others.
 const MAX_NOTES: usize = 10;
 
@@ -141,6 +144,7 @@ impl DotEnv {
             },
             depth: 0,
             total: 0,
+            looked_up: 0,
             unset: 0,
         };
         reader.statements()?;
@@ -180,6 +184,8 @@ struct Reader<'a> {
     depth: usize,
     /// The bytes of every value so far.
     total: usize,
+    /// The bytes every lookup so far returned.
+    looked_up: usize,
     /// How many `$NAME` were not set (the first [`MAX_NOTES`] become notes).
     unset: usize,
 }
@@ -353,21 +359,28 @@ impl<'a> Reader<'a> {
     }
 
     /// A name `${NAME}` refers to: the process environment first, then the file so far.
-    fn lookup(&self, name: &str, at: usize) -> Step<Option<Zeroizing<String>>> {
-        match (self.env)(name) {
-            Lookup::Set(value) => Ok(Some(value)),
-            Lookup::NotUtf8 => self.refuse(
-                at,
-                format!(
-                    "the line uses {name}, which is set in the environment to a value that is not UTF-8"
-                ),
-            ),
-            Lookup::Unset => Ok(self
+    fn lookup(&mut self, name: &str, at: usize) -> Step<Option<Zeroizing<String>>> {
+        let value = match (self.env)(name) {
+            Lookup::Set(value) => Some(value),
+            Lookup::NotUtf8 => {
+                return self.refuse(
+                    at,
+                    format!(
+                        "the line uses {name}, which is set in the environment to a value that is not UTF-8"
+                    ),
+                );
+            }
+            Lookup::Unset => self
                 .out
                 .vars
                 .get(name)
-                .map(|v| Zeroizing::new(v.as_str().to_owned()))),
+                .map(|v| Zeroizing::new(v.as_str().to_owned())),
+        };
+        self.looked_up += value.as_ref().map_or(0, |v| v.len());
+        if self.looked_up > MAX_LOOKUP_BYTES {
+            return self.refuse(at, TOO_LARGE);
         }
+        Ok(value)
     }
 
     /// Resolves the `$` forms of an unquoted or double-quoted value.
@@ -433,9 +446,9 @@ impl<'a> Reader<'a> {
         match self.lookup(name, at)? {
             Some(value) => Ok(value),
             None => {
-                let line = line_at(self.text.as_bytes(), at);
                 self.unset += 1;
                 if self.unset <= MAX_NOTES {
+                    let line = line_at(self.text.as_bytes(), at);
                     self.out.notes.push(format!(
                         "line {line}: ${name} is not set (in the environment or on an earlier line), so it reads as empty, as with Docker Compose"
                     ));

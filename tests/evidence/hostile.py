@@ -397,6 +397,9 @@ CASES = [
     ("env file values of 32 MiB in all", False,
      envfile("A0=" + "x" * 1024 + "\n" + "".join(f"A{n}=$A{n - 1}$A{n - 1}\n" for n in range(1, 11))
              + "".join(f"B{n}=$A10\n" for n in range(100))), [], 2, ["bad.env:", "16 MiB"]),
+    ("env file of 100000 ${BIG:+x} reading a 512 KiB value", False,
+     envfile("A0=" + "x" * 1024 + "\n" + "".join(f"A{n}=$A{n - 1}$A{n - 1}\n" for n in range(1, 10))
+             + "B=" + "${A9:+x}" * 100000 + "\n"), [], 2, ["bad.env:11", "64 MiB"]),
     ("env file defaults nested 100000 deep", False,
      envfile("A=" + "${X:-" * 100000 + "x" + "}" * 100000 + "\n"), [], 2, ["bad.env:1", "deep"]),
     ("env file is a directory", False, lambda c: c.env.__setitem__("SUPAKEYS_ENV_FILE", c.work), [], 2,
