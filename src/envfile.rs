@@ -248,8 +248,7 @@ impl<'a> Reader<'a> {
                     return self.refuse(
                         start,
                         format!(
-                            "the variable name holds {:?}, which Docker Compose refuses too (names are letters, digits, _ . - [ ])",
-                            c.escape_debug().to_string()
+                            "the variable name holds {c:?}, which Docker Compose refuses too (names are letters, digits, _ . - [ ])"
                         ),
                     );
                 }
