@@ -23,6 +23,11 @@ use crate::http::{HttpError, Response};
 use crate::state::Status;
 use serde_json::Value;
 
+/// The end of the cause of a service that never read its file, and the start of its fix
+/// (other stores translate both: [`crate::store::Store::translate`]).
+pub const WITHOUT_LAYER: &str = "its container was made without the supakeys compose layer";
+pub const LAYER_FIX: &str = "name the layer in every compose command";
+
 /// What the keys directory says about one key.
 #[derive(Clone, Debug)]
 pub struct KeyFact {
@@ -106,7 +111,7 @@ impl Context<'_> {
     /// sets that variable: only a container made from a project without the layer lacks it.
     fn without_layer(&self, service: Service, what: &str) -> String {
         format!(
-            "{} {what}, so it never loaded {}: its container was made without the supakeys compose layer",
+            "{} {what}, so it never loaded {}: {WITHOUT_LAYER}",
             service.name(),
             self.path(service.file())
         )
@@ -124,7 +129,7 @@ impl Context<'_> {
             _ => "docker-compose.yml:docker-compose.supakeys.yml",
         };
         format!(
-            "name the layer in every compose command, then `up -d`: Docker Compose reads COMPOSE_FILE={files} from .env; podman-compose does not (`export COMPOSE_FILE={files}`, or one -f per file)"
+            "{LAYER_FIX}, then `up -d`: Docker Compose reads COMPOSE_FILE={files} from .env; podman-compose does not (`export COMPOSE_FILE={files}`, or one -f per file)"
         )
     }
 
@@ -176,7 +181,7 @@ impl Service {
 
     /// How the service picks up a changed file (the list `keys` commands print).
     fn reload(self) -> String {
-        crate::keys::READERS
+        crate::render::READERS
             .iter()
             .find(|(file, _, _)| *file == self.file())
             .map(|(_, _, how)| (*how).to_owned())
@@ -1232,7 +1237,7 @@ fn judge_token(cx: &Context<'_>, token: &str, source: &str) -> Outcome {
                     reason: format!(
                         "{source} was issued before the key {} became current ({}); pass a newer one",
                         current.kid,
-                        crate::legacy::date(current.changed_at)
+                        crate::clock::date(current.changed_at)
                     ),
                 }
             } else {
