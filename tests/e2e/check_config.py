@@ -79,7 +79,10 @@ def check_job(services, settings, issuer_from, relabel=True):
     if keys_mount(sk) != (True, False):
         problem("supakeys does not mount the supakeys volume read-write at /keys")
     e = env(sk)
-    for name in sorted(settings - FIXED):
+    # The Kubernetes mode's settings (SUPAKEYS_STORE, SUPAKEYS_KUBERNETES_*) mean nothing to
+    # a compose layer, whose job always keeps its state in the volume.
+    for name in sorted(n for n in settings - FIXED
+                       if n != "SUPAKEYS_STORE" and not n.startswith("SUPAKEYS_KUBERNETES_")):
         if name not in e:
             problem(f"supakeys gets no {name} from .env")
     for name in ("JWT_SECRET", "ANON_KEY", "SERVICE_ROLE_KEY", "SUPABASE_PUBLISHABLE_KEY",
