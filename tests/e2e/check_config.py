@@ -79,10 +79,7 @@ def check_job(services, settings, issuer_from, relabel=True):
     if keys_mount(sk) != (True, False):
         problem("supakeys does not mount the supakeys volume read-write at /keys")
     e = env(sk)
-    # The Kubernetes mode's settings (SUPAKEYS_STORE, SUPAKEYS_KUBERNETES_*) mean nothing to
-    # a compose layer, whose job always keeps its state in the volume.
-    for name in sorted(n for n in settings - FIXED
-                       if n != "SUPAKEYS_STORE" and not n.startswith("SUPAKEYS_KUBERNETES_")):
+    for name in sorted(settings - FIXED):
         if name not in e:
             problem(f"supakeys gets no {name} from .env")
     for name in ("JWT_SECRET", "ANON_KEY", "SERVICE_ROLE_KEY", "SUPABASE_PUBLISHABLE_KEY",
@@ -192,8 +189,12 @@ def check_raw_layer(path):
 
 
 def settings_of(path):
+    """The settings a compose layer must pass: every one `--help` lists but the Kubernetes
+    mode's (SUPAKEYS_STORE, SUPAKEYS_KUBERNETES_*): a compose project keeps its keys in the
+    volume, the directory store."""
     with open(path, encoding="utf-8") as f:
-        return {line.strip() for line in f if line.strip()}
+        names = {line.strip() for line in f if line.strip()}
+    return {n for n in names if n != "SUPAKEYS_STORE" and not n.startswith("SUPAKEYS_KUBERNETES_")}
 
 
 mode = sys.argv[1]
