@@ -87,9 +87,24 @@ modes_ok() {
   done
   [ "$got" = "$want" ] || { printf 'got:\n%s\nwant:\n%s\n' "$got" "$want"; return 1; }
 }
+# record_envoy PROJECT: what the real Envoy of api-gw runs with, in the stand-ins' record
+# format (results/envoy/loaded.json) for verify.py: the arguments and environment of the
+# container's process 1, which the entrypoints exec into Envoy.
+record_envoy() {
+  local dir=$work/$1/results/envoy cid
+  cid=$(container "$1" api-gw)
+  mkdir -p "$dir"
+  { engine exec "$cid" cat /proc/1/cmdline; printf '\n--\n'; engine exec "$cid" cat /proc/1/environ; } | python3 -c '
+import json, sys
+cmdline, environ = sys.stdin.buffer.read().decode().split("\n--\n", 1)
+argv = cmdline.rstrip("\0").split("\0")
+env = dict(v.split("=", 1) for v in environ.split("\0") if "=" in v)
+print(json.dumps({"service": "envoy", "program": argv[0], "argv": argv[1:], "env": env}))' > "$dir/loaded.json"
+}
+
 # api_gw_is_envoy PROJECT: the project's api-gw runs Envoy (not Kong).
 api_gw_is_envoy() {
-  docker exec "$(container "$1" api-gw)" sh -c 'command -v envoy' >/dev/null 2>&1
+  engine exec "$(container "$1" api-gw)" sh -c 'command -v envoy' >/dev/null 2>&1
 }
 # envoy_current PROJECT: waits (20 s at most) until api-gw's Envoy sends each of its clusters
 # to the address the compose service has now; fails naming the clusters that differ. Envoy
@@ -101,11 +116,11 @@ envoy_current() {
   local gw svc cid want got _
   gw=$(container "$1" api-gw)
   want=$(for svc in auth rest realtime storage functions meta studio; do
-    cid=$(docker ps -q --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=$svc")
-    [ -z "$cid" ] || printf '%s %s\n' "$svc" "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cid")"
+    cid=$(engine ps -q --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=$svc")
+    [ -z "$cid" ] || printf '%s %s\n' "$svc" "$(engine inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cid")"
   done | sort)
   for _ in $(seq 1 100); do
-    got=$(docker exec "$gw" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9901 &&
+    got=$(engine exec "$gw" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9901 &&
       printf "GET /clusters?format=json HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n" >&3 && cat <&3' 2>/dev/null |
       python3 -c '
 import json, re, sys
