@@ -27,6 +27,7 @@ use crate::secret::Secret;
 use crate::state::{self, State, Status};
 use crate::store::Store;
 use analyse::{ApiKey, Context, Evidence, Gateway, KeyFact, Service};
+pub use analyse::{LAYER_FIX, WITHOUT_LAYER};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{Duration, Instant};

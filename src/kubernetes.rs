@@ -478,7 +478,16 @@ fn translate_with(settings: &Settings, hint: &str) -> String {
         let service = if service == "api-gw" { "kong" } else { service };
         format!("deployment/{}", deployment(&settings.release, service))
     };
+    // A service that never read its keys: here the chart's values do not point it at
+    // supakeys' Secrets.
+    if hint.starts_with(crate::doctor::LAYER_FIX) {
+        return "install the release with the values of deploy/kubernetes/values.yaml (secret.apikey.secretRef: supakeys-apikey), then restart its Deployments".to_owned();
+    }
     let mut out = hint
+        .replace(
+            crate::doctor::WITHOUT_LAYER,
+            "its Deployment does not take its keys from supakeys' Secrets (the chart's secret.apikey values)",
+        )
         .replace(
             "`docker compose run --rm supakeys doctor`",
             "the doctor Job, deploy/kubernetes/jobs/doctor.yaml",
@@ -710,6 +719,19 @@ mod tests {
         assert_eq!(
             translate("docker compose restart storage"),
             "kubectl rollout restart deployment/supabase-supabase-storage"
+        );
+        // A service that never read its keys: the chart's values, not a compose layer.
+        assert_eq!(
+            translate(&format!(
+                "auth runs without GOTRUE_JWT_KEYS, so it never loaded /keys/auth.env: {}",
+                crate::doctor::WITHOUT_LAYER
+            )),
+            "auth runs without GOTRUE_JWT_KEYS, so it never loaded /keys/auth.env: its Deployment does not take its keys from supakeys' Secrets (the chart's secret.apikey values)"
+        );
+        assert!(
+            translate(&format!("{}, then `up -d`: …", crate::doctor::LAYER_FIX)).starts_with(
+                "install the release with the values of deploy/kubernetes/values.yaml"
+            )
         );
         assert_eq!(
             translate("docker compose restart api-gw auth"),
