@@ -186,7 +186,15 @@ impl KubeStore {
                 ),
             ));
         }
-        State::parse(bytes, &path).map(Some)
+        // A state of schema 2 takes the HS256 mode the chart's files show (see
+        // `state::Hs256InFiles`).
+        let hs256_in_files = || {
+            snapshot
+                .get(Which::Files)
+                .and_then(|s| s.data.get("jwt_jwks.json"))
+                .and_then(|bytes| state::hs256_mode_of_jwt_jwks(bytes))
+        };
+        State::parse(bytes, &path, &hs256_in_files).map(Some)
     }
 
     /// The keys a first run adopts: from `SUPAKEYS_KUBERNETES_ADOPT`'s Secret, else from an
@@ -525,13 +533,13 @@ fn translate_with(settings: &Settings, hint: &str) -> String {
 
 /// The variables of a rendered env file.
 fn env_of(file: &PlannedFile) -> Result<crate::envfile::DotEnv> {
-    crate::envfile::DotEnv::parse_bytes(&file.bytes).map_err(|(line, problem)| {
-        Error::EnvFileSyntax {
+    crate::envfile::DotEnv::parse_bytes(&file.bytes, &|_| crate::envfile::Lookup::Unset).map_err(
+        |r| Error::EnvFileSyntax {
             path: file.name.into(),
-            line,
-            problem,
-        }
-    })
+            line: r.line,
+            problem: r.problem,
+        },
+    )
 }
 
 impl Store for KubeStore {
@@ -625,10 +633,9 @@ impl Store for KubeStore {
             ));
             return Ok(problems);
         };
-        let env = files
-            .data
-            .get("supabase.env")
-            .and_then(|b| crate::envfile::DotEnv::parse_bytes(b).ok());
+        let env = files.data.get("supabase.env").and_then(|b| {
+            crate::envfile::DotEnv::parse_bytes(b, &|_| crate::envfile::Lookup::Unset).ok()
+        });
         for (i, (_, variable)) in CHART_KEYS.iter().enumerate() {
             let key = &self.settings.apikey_keys[i];
             let expected = env.as_ref().and_then(|e| e.get(variable));
