@@ -27,6 +27,7 @@ use crate::secret::Secret;
 use crate::state::{self, State, Status};
 use crate::store::Store;
 use analyse::{ApiKey, Context, Evidence, Gateway, KeyFact, Service};
+pub use analyse::{LAYER_FIX, WITHOUT_LAYER};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -267,19 +268,17 @@ impl Material {
                 "its oct key (the legacy JWT secret) is empty",
             ));
         }
-        let mode = if oct.is_some() {
-            LegacyHs256::Accept
-        } else {
-            LegacyHs256::Reject
-        };
+        // The mode the state records (the files follow it after `init`).
+        let mode = state.legacy_hs256.mode;
         let gateway_path = store.path_of("gateway.env");
-        let gateway = DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(
-            |(line, problem)| Error::EnvFileSyntax {
-                path: gateway_path.clone(),
-                line,
-                problem,
-            },
-        )?;
+        let gateway =
+            DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(|r| {
+                Error::EnvFileSyntax {
+                    path: gateway_path.clone(),
+                    line: r.line,
+                    problem: r.problem,
+                }
+            })?;
         // Both are JWTs that doctor sends in headers: a value another writer of the
         // directory changed is refused here, naming it, before anything is sent.
         let api_key = |name: &'static str| -> Result<Option<Secret>> {
