@@ -146,7 +146,7 @@ fn key(name: &str) -> Yaml {
 }
 
 impl Template {
-    /// Parses a template as Kong reads it (YAML 1.1: see [`crate::yaml::load`]) and checks
+    /// Parses a template as Kong reads it (YAML 1.1: see [`crate::yaml::load_filled`]) and checks
     /// its placeholders. A UTF-8 byte order mark at the start is skipped.
     pub fn parse(name: &str, text: &str) -> Result<Template> {
         Template::parse_with(name, text, &KongEnv::default())
