@@ -1,14 +1,14 @@
-//! `supakeys check`: verifies a keys directory offline and lists every problem.
+//! `supakeys check`: verifies a store (the keys directory, or the Kubernetes Secrets)
+//! offline and lists every problem.
 
 use crate::config::Config;
 use crate::envfile::DotEnv;
 use crate::error::{Error, Result};
-use crate::render::{self, FILES};
-use crate::state::{self, State};
-use crate::store::{Dir, Kind, MAX_MANAGED_BYTES};
+use crate::render;
+use crate::state;
+use crate::store::Store;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
-use std::path::Path;
 
 /// Env-file variables that hold API tokens, checked against `jwt_jwks.json`.
 const TOKENS: [(&str, &str); 6] = [
@@ -20,46 +20,17 @@ const TOKENS: [(&str, &str); 6] = [
     ("supabase.env", "SERVICE_ROLE_KEY_ASYMMETRIC"),
 ];
 
-/// Checks `dir`. With a `config` (JWT_SECRET available), every file is also compared with
-/// what `init` would write now. Returns the problems found, each one sentence.
-pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
-    let dir = Dir::open(dir_path)?;
-    let state = State::load(&dir)?.ok_or(Error::NoState {
-        path: dir_path.join(state::FILE),
+/// Checks the store. With a `config` (JWT_SECRET available), every file is also compared
+/// with what `init` would write now. Returns the problems found, each one sentence.
+pub fn check(store: &dyn Store, config: Option<&Config>) -> Result<Vec<String>> {
+    let state = store.state()?.ok_or(Error::NoState {
+        path: store.path_of(state::FILE),
     })?;
-    let mut problems = Vec::new();
-    let owner = dir.owner();
-    for (name, mode) in FILES {
-        match dir.entry(name)? {
-            // kong.yml exists only where a kong template is configured.
-            None if name == render::KONG_FILE => {}
-            None => problems.push(format!("{name} is missing")),
-            Some(e) if e.kind != Kind::File => {
-                problems.push(format!("{name} is {}", e.kind.describe()));
-            }
-            Some(e) => {
-                if e.mode != mode {
-                    problems.push(format!(
-                        "{name} has mode {:04o}, expected {mode:04o}",
-                        e.mode
-                    ));
-                }
-                // The services run as the directory's owner (uid 1000 in the image): a file
-                // of another uid may be unreadable to them (auth.env is 0600). A root-owned
-                // directory says nothing about the services' uid.
-                if owner.uid != 0 && e.owner.uid != owner.uid {
-                    problems.push(format!(
-                        "{name} belongs to uid {}, the directory to uid {}; run `supakeys init` as uid {} or as root to give it to the directory's owner",
-                        e.owner.uid, owner.uid, owner.uid
-                    ));
-                }
-            }
-        }
-    }
+    let mut problems = store.inspect()?;
     if let Some(config) = config {
         let (expected, _) = state::reconcile(Some(state), config)?;
         for file in render::plan(config, &expected)? {
-            if let Some(actual) = dir.read(file.name, MAX_MANAGED_BYTES)?
+            if let Some(actual) = store.read(file.name)?
                 && actual[..] != file.bytes[..]
             {
                 problems.push(format!(
@@ -71,14 +42,14 @@ pub fn check(dir_path: &Path, config: Option<&Config>) -> Result<Vec<String>> {
     } else {
         tracing::info!("JWT_SECRET is not set: skipping the comparison with what init would write");
     }
-    problems.extend(check_tokens(&dir)?);
+    problems.extend(check_tokens(store)?);
     Ok(problems)
 }
 
 /// Every API token in the env files must verify against `jwt_jwks.json`.
-fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
+fn check_tokens(store: &dyn Store) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let Some(jwks) = dir.read("jwt_jwks.json", MAX_MANAGED_BYTES)? else {
+    let Some(jwks) = store.read("jwt_jwks.json")? else {
         return Ok(problems);
     };
     let Ok(set) = serde_json::from_slice::<JwkSet>(&jwks) else {
@@ -86,7 +57,7 @@ fn check_tokens(dir: &Dir) -> Result<Vec<String>> {
         return Ok(problems);
     };
     for (file, variable) in TOKENS {
-        let Some(bytes) = dir.read(file, MAX_MANAGED_BYTES)? else {
+        let Some(bytes) = store.read(file)? else {
             continue;
         };
         let Ok(env) = DotEnv::parse(&String::from_utf8_lossy(&bytes)) else {
@@ -138,7 +109,7 @@ fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
         None => Err("it has no numeric exp claim".into()),
         Some(exp) if exp <= now => Err(format!(
             "it expired on {} (run `supakeys init`: it renews minted tokens)",
-            crate::legacy::date(exp as i64)
+            crate::clock::date(exp as i64)
         )),
         Some(_) => Ok(()),
     }

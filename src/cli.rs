@@ -56,7 +56,8 @@ fn from_command_line(matches: &ArgMatches) -> Vec<String> {
     after_help = "Secrets come from the environment or --env-file only: JWT_SECRET (required), \
                   ANON_KEY, SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY, \
                   JWT_KEYS, DASHBOARD_PASSWORD.\nExit codes: 0 ok, 1 internal, 2 bad input, \
-                  3 bad state, 4 I/O or permission, 5 lock timeout, 6 check found problems, \
+                  3 bad state, 4 I/O or permission (Kubernetes: API, 401/403), 5 lock timeout \
+                  (Kubernetes: conflicts through every retry), 6 check found problems, \
                   7 doctor: the deployment does not match the keys."
 )]
 pub struct Cli {
@@ -159,6 +160,60 @@ pub struct Settings {
     /// The shared keys directory [default: /keys].
     #[arg(long, global = true, env = "SUPAKEYS_DIR", value_name = "DIR")]
     pub dir: Option<OsString>,
+    /// Where the state and the output live: `dir` (the keys directory) or `kubernetes`
+    /// (Secrets of the pod's namespace, through the API server) [default: dir].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_STORE",
+        value_name = "dir|kubernetes"
+    )]
+    pub store: Option<OsString>,
+    /// Kubernetes: the prefix of the Secrets supakeys writes: PREFIX-state, PREFIX-apikey
+    /// (for the chart's secret.apikey.secretRef) and PREFIX-files [default: supakeys].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_KUBERNETES_SECRETS",
+        value_name = "PREFIX"
+    )]
+    pub kubernetes_secrets: Option<OsString>,
+    /// Kubernetes: key names of the apikey Secret that differ from the chart's, as the
+    /// chart's secret.apikey.secretRefKey renames them: `jwtKeys=KEY,jwtJwks=KEY,…`.
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_KUBERNETES_APIKEY_KEYS",
+        value_name = "NAME=KEY,…"
+    )]
+    pub kubernetes_apikey_keys: Option<OsString>,
+    /// Kubernetes: a Secret with the chart's apikey keys whose keys a first run adopts (the
+    /// release's hand-filled `RELEASE-supabase-apikey`, or an earlier secretRef Secret).
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_KUBERNETES_ADOPT",
+        value_name = "SECRET"
+    )]
+    pub kubernetes_adopt: Option<OsString>,
+    /// Kubernetes: the chart's Helm release, to name its Deployments in the restart lines
+    /// [default: supabase].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_KUBERNETES_RELEASE",
+        value_name = "RELEASE"
+    )]
+    pub kubernetes_release: Option<OsString>,
+    /// Kubernetes: the service account directory (token, ca.crt, namespace) [default:
+    /// /var/run/secrets/kubernetes.io/serviceaccount, where the kubelet mounts it].
+    #[arg(
+        long,
+        global = true,
+        env = "SUPAKEYS_KUBERNETES_SERVICEACCOUNT",
+        value_name = "DIR"
+    )]
+    pub kubernetes_serviceaccount: Option<OsString>,
     /// Algorithm of a newly generated key: ES256 or RS256 [default: ES256].
     #[arg(long, global = true, env = "SUPAKEYS_ALG")]
     pub alg: Option<OsString>,

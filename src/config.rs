@@ -3,7 +3,7 @@
 
 use crate::cli::Settings;
 use crate::envfile::DotEnv;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, stray_whitespace};
 use crate::jwk::{KeySpec, Kid, RSA_BITS, SigningKey};
 use crate::kong::{KongEnv, PLACEHOLDERS, Template};
 use crate::legacy::{self, Legacy};
@@ -105,6 +105,7 @@ impl Origin {
 }
 
 /// A non-empty value and where it came from.
+#[derive(Clone)]
 struct Given {
     value: Secret,
     origin: Origin,
@@ -121,9 +122,35 @@ const fn def(env: &'static str, flag: &'static str, id: &'static str) -> Def {
     Def { env, flag, id }
 }
 
-const SETTINGS: [Def; 15] = [
+const SETTINGS: [Def; 21] = [
     def("SUPAKEYS_ENV_FILE", "--env-file", "env_file"),
     def("SUPAKEYS_DIR", "--dir", "dir"),
+    def("SUPAKEYS_STORE", "--store", "store"),
+    def(
+        "SUPAKEYS_KUBERNETES_SECRETS",
+        "--kubernetes-secrets",
+        "kubernetes_secrets",
+    ),
+    def(
+        "SUPAKEYS_KUBERNETES_APIKEY_KEYS",
+        "--kubernetes-apikey-keys",
+        "kubernetes_apikey_keys",
+    ),
+    def(
+        "SUPAKEYS_KUBERNETES_ADOPT",
+        "--kubernetes-adopt",
+        "kubernetes_adopt",
+    ),
+    def(
+        "SUPAKEYS_KUBERNETES_RELEASE",
+        "--kubernetes-release",
+        "kubernetes_release",
+    ),
+    def(
+        "SUPAKEYS_KUBERNETES_SERVICEACCOUNT",
+        "--kubernetes-serviceaccount",
+        "kubernetes_serviceaccount",
+    ),
     def("SUPAKEYS_ALG", "--alg", "alg"),
     def("SUPAKEYS_RSA_BITS", "--rsa-bits", "rsa_bits"),
     def("SUPAKEYS_KID", "--kid", "kid"),
@@ -151,6 +178,12 @@ fn field<'a>(settings: &'a Settings, id: &str) -> &'a Option<OsString> {
     match id {
         "env_file" => &settings.env_file,
         "dir" => &settings.dir,
+        "store" => &settings.store,
+        "kubernetes_secrets" => &settings.kubernetes_secrets,
+        "kubernetes_apikey_keys" => &settings.kubernetes_apikey_keys,
+        "kubernetes_adopt" => &settings.kubernetes_adopt,
+        "kubernetes_release" => &settings.kubernetes_release,
+        "kubernetes_serviceaccount" => &settings.kubernetes_serviceaccount,
         "alg" => &settings.alg,
         "rsa_bits" => &settings.rsa_bits,
         "kid" => &settings.kid,
@@ -179,6 +212,46 @@ const SECRETS: [&str; 7] = [
     "DASHBOARD_PASSWORD",
 ];
 
+/// Variables the platform sets in the process environment (never read from the env file):
+/// the kubelet gives every container the API server's address.
+const PLATFORM: [&str; 2] = ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"];
+
+/// Where the state and the output live.
+#[derive(Debug)]
+pub enum Home {
+    /// The keys directory (`SUPAKEYS_DIR`).
+    Dir(PathBuf),
+    /// Secrets of the pod's namespace (`SUPAKEYS_STORE=kubernetes`).
+    Kubernetes(Box<KubernetesSettings>),
+}
+
+/// The Kubernetes store's settings, validated by [`Inputs::home`].
+#[derive(Clone, Debug)]
+pub struct KubernetesSettings {
+    /// The API server (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`).
+    pub host: String,
+    pub port: u16,
+    /// The service account directory: `token`, `ca.crt`, `namespace`.
+    pub serviceaccount: PathBuf,
+    /// The prefix of the three Secret names.
+    pub prefix: String,
+    /// The apikey Secret's key for each of [`crate::chart::CHART_KEYS`], in that order.
+    pub apikey_keys: [String; 6],
+    /// A Secret with the chart's apikey keys that a first run adopts.
+    pub adopt: Option<String>,
+    /// The chart's Helm release, for the names of its Deployments.
+    pub release: String,
+}
+
+/// A value a store found where the state lives, which a first run adopts as if the
+/// variable `variable` held it (values of the environment and the env file win).
+pub struct Adoptable {
+    pub variable: &'static str,
+    pub value: Secret,
+    /// Where it was found, for messages: `Secret supabase-apikey, key jwtKeys`.
+    pub source: String,
+}
+
 /// Kong templates are a few KiB (upstream's is 10 KiB); a larger one is refused unread.
 pub const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
 /// Bounds on values copied into the output files (a key set of two RSA-4096 keys is 7 KiB).
@@ -193,30 +266,9 @@ const MAX_KONG_ENV_NAMES: usize = 32;
 const MAX_KONG_ENV_NAME_BYTES: usize = 128;
 const MAX_KONG_ENV_VALUE_BYTES: usize = 1024;
 
-/// Names the whitespace a value starts or ends with, or holds, if any: copy-paste leaves
-/// newlines and carriage returns that are invisible in a message.
-pub fn stray_whitespace(value: &str) -> Option<String> {
-    let name = |c: char| match c {
-        '\n' => "a newline".to_owned(),
-        '\r' => "a carriage return".to_owned(),
-        '\t' => "a tab".to_owned(),
-        ' ' => "a space".to_owned(),
-        c => format!("the whitespace character U+{:04X}", c as u32),
-    };
-    if let Some(c) = value.chars().last().filter(|c| c.is_whitespace()) {
-        Some(format!("ends with {}", name(c)))
-    } else if let Some(c) = value.chars().next().filter(|c| c.is_whitespace()) {
-        Some(format!("starts with {}", name(c)))
-    } else {
-        value
-            .chars()
-            .find(|c| c.is_whitespace())
-            .map(|c| format!("contains {}", name(c)))
-    }
-}
-
 /// Flags and environment, plus the env file: the raw material of a [`Config`], every value
 /// already decoded (a value that is not UTF-8 is an error naming its flag or variable).
+#[derive(Clone)]
 pub struct Inputs {
     /// By variable name; `None` for a setting explicitly emptied with its flag (`--kid=`),
     /// which the env file cannot fill in again.
@@ -263,7 +315,7 @@ impl Inputs {
                 values.insert(d.env, None);
             }
         }
-        for name in SECRETS {
+        for name in SECRETS.into_iter().chain(PLATFORM) {
             if let Some(raw) = std::env::var_os(name) {
                 let origin = Origin::Env(name);
                 let value = decode(raw, &origin)?;
@@ -315,7 +367,11 @@ impl Inputs {
             }
             env_file = Some((file, path));
         }
-        for name in ["SUPAKEYS_DIR", "SUPAKEYS_KONG_TEMPLATE"] {
+        for name in [
+            "SUPAKEYS_DIR",
+            "SUPAKEYS_KONG_TEMPLATE",
+            "SUPAKEYS_KUBERNETES_SERVICEACCOUNT",
+        ] {
             if let Some(Some(given)) = values.get(name) {
                 check_path(given)?;
             }
@@ -401,6 +457,153 @@ impl Inputs {
 
     pub fn has_jwt_secret(&self) -> bool {
         self.given("JWT_SECRET").is_some()
+    }
+
+    /// These inputs with `adopted` values for the variables that have none.
+    pub fn adopting(&self, adopted: &[Adoptable]) -> Inputs {
+        let mut inputs = self.clone();
+        for a in adopted {
+            if !inputs.values.contains_key(a.variable) {
+                inputs.values.insert(
+                    a.variable,
+                    Some(Given {
+                        value: a.value.clone(),
+                        origin: Origin::File {
+                            name: a.variable,
+                            path: a.source.clone(),
+                        },
+                    }),
+                );
+            }
+        }
+        inputs
+    }
+
+    /// Where the state lives: the keys directory, or (`SUPAKEYS_STORE=kubernetes`) the
+    /// Secrets of the pod's namespace, with the API server's address from the kubelet.
+    pub fn home(&self) -> Result<Home> {
+        use crate::chart;
+        let kind = self.choice("SUPAKEYS_STORE", &[("dir", false), ("kubernetes", true)])?;
+        if !kind {
+            return Ok(Home::Dir(self.dir()));
+        }
+        let name_setting = |name: &'static str, default: &str, what: &str| -> Result<String> {
+            let value = self.setting(name).unwrap_or(default);
+            if chart::is_name(value) {
+                Ok(value.to_owned())
+            } else {
+                Err(self.bad(
+                    name,
+                    &format!(
+                        "is not a valid {what} (1-{} characters of a-z 0-9 - ., starting and ending with a letter or digit)",
+                        chart::MAX_PREFIX
+                    ),
+                    "Give a lowercase name, e.g. supakeys.",
+                ))
+            }
+        };
+        let prefix = name_setting(
+            "SUPAKEYS_KUBERNETES_SECRETS",
+            "supakeys",
+            "Secret name prefix",
+        )?;
+        if prefix.len() > chart::MAX_PREFIX {
+            return Err(self.bad(
+                "SUPAKEYS_KUBERNETES_SECRETS",
+                &format!("is longer than {} characters", chart::MAX_PREFIX),
+                "Choose a shorter prefix.",
+            ));
+        }
+        let release = name_setting(
+            "SUPAKEYS_KUBERNETES_RELEASE",
+            "supabase",
+            "Helm release name",
+        )?;
+        let adopt = match self.setting("SUPAKEYS_KUBERNETES_ADOPT") {
+            None => None,
+            Some(_) => Some(name_setting(
+                "SUPAKEYS_KUBERNETES_ADOPT",
+                "",
+                "Secret name",
+            )?),
+        };
+        let mut apikey_keys = chart::CHART_KEYS.map(|(key, _)| key.to_owned());
+        if let Some(renames) = self.setting("SUPAKEYS_KUBERNETES_APIKEY_KEYS") {
+            for pair in renames.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let fix = "Write it as the chart's secretRefKey: jwtKeys=KEY,jwtJwks=KEY,… with the names publishableKey, secretKey, anonKeyAsymmetric, serviceRoleKeyAsymmetric, jwtKeys, jwtJwks.";
+                let Some((name, key)) = pair.split_once('=') else {
+                    return Err(self.bad(
+                        "SUPAKEYS_KUBERNETES_APIKEY_KEYS",
+                        &format!("has {pair:?}, which is not NAME=KEY"),
+                        fix,
+                    ));
+                };
+                let Some(i) = chart::CHART_KEYS.iter().position(|(k, _)| *k == name) else {
+                    return Err(self.bad(
+                        "SUPAKEYS_KUBERNETES_APIKEY_KEYS",
+                        &format!("names {name:?}, which is not a key of the chart's apikey Secret"),
+                        fix,
+                    ));
+                };
+                if !chart::is_key(key) {
+                    return Err(self.bad(
+                        "SUPAKEYS_KUBERNETES_APIKEY_KEYS",
+                        &format!(
+                            "gives {name} the key {key:?}, which is not a Secret key (1-253 characters of A-Z a-z 0-9 - _ .)"
+                        ),
+                        fix,
+                    ));
+                }
+                apikey_keys[i] = key.to_owned();
+            }
+        }
+        let serviceaccount = PathBuf::from(
+            self.setting("SUPAKEYS_KUBERNETES_SERVICEACCOUNT")
+                .unwrap_or(chart::SERVICEACCOUNT_DIR),
+        );
+        let fix_env = "supakeys --store kubernetes runs in a pod, where the kubelet sets it; outside a cluster use the keys directory (SUPAKEYS_STORE=dir).";
+        let host = self
+            .setting("KUBERNETES_SERVICE_HOST")
+            .ok_or(Error::MissingInput {
+                name: "KUBERNETES_SERVICE_HOST",
+                fix: fix_env,
+            })?;
+        if host.len() > 253
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        {
+            return Err(self.bad(
+                "KUBERNETES_SERVICE_HOST",
+                "is not a host name or an IP address",
+                fix_env,
+            ));
+        }
+        let port = self
+            .setting("KUBERNETES_SERVICE_PORT")
+            .ok_or(Error::MissingInput {
+                name: "KUBERNETES_SERVICE_PORT",
+                fix: fix_env,
+            })?
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                self.bad(
+                    "KUBERNETES_SERVICE_PORT",
+                    "is not a port number from 1 to 65535",
+                    fix_env,
+                )
+            })?;
+        Ok(Home::Kubernetes(Box::new(KubernetesSettings {
+            host: host.to_owned(),
+            port,
+            serviceaccount,
+            prefix,
+            apikey_keys,
+            adopt,
+            release,
+        })))
     }
 
     /// An error about the value of setting `name`, naming where it came from; mentions
@@ -641,7 +844,7 @@ impl Inputs {
             problem,
         };
         let origin = self.origin("SUPAKEYS_KONG_TEMPLATE");
-        let bytes = crate::store::read_input(Path::new(path), MAX_TEMPLATE_BYTES).map_err(|p| {
+        let bytes = crate::input::read_input(Path::new(path), MAX_TEMPLATE_BYTES).map_err(|p| {
             err(format!(
                 "{p}; check {origin}, or unset it if no Kong reads kong.yml"
             ))

@@ -25,7 +25,7 @@ use crate::http::{self, HttpError, Request, Response, Scheme, Target};
 use crate::jwk::{Kid, SigningKey, b64};
 use crate::secret::Secret;
 use crate::state::{self, State, Status};
-use crate::store::Dir;
+use crate::store::Store;
 use analyse::{ApiKey, Context, Evidence, Gateway, KeyFact, Service};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -181,27 +181,24 @@ struct Material {
 }
 
 impl Material {
-    fn load(inputs: &Inputs) -> Result<Material> {
-        let dir_path = inputs.dir();
-        let dir = Dir::open(&dir_path)?;
-        let state = State::load(&dir)?.ok_or(Error::NoState {
-            path: dir_path.join(state::FILE),
+    fn load(inputs: &Inputs, store: &dyn Store) -> Result<Material> {
+        let state = store.state()?.ok_or(Error::NoState {
+            path: store.path_of(state::FILE),
         })?;
         let read = |name: &str| -> Result<Vec<u8>> {
-            dir.read(name, crate::store::MAX_MANAGED_BYTES)?
-                .ok_or(Error::NoState {
-                    path: dir_path.join(name),
-                })
+            store.read(name)?.ok_or(Error::NoState {
+                path: store.path_of(name),
+            })
         };
         let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
-            .map_err(|_| Error::state(dir_path.join("jwt_jwks.json"), "not valid JSON"))?;
+            .map_err(|_| Error::state(store.path_of("jwt_jwks.json"), "not valid JSON"))?;
         let oct = crate::render::legacy_hs256_secret(&jwt_jwks);
         let mode = if oct.is_some() {
             LegacyHs256::Accept
         } else {
             LegacyHs256::Reject
         };
-        let gateway_path = dir_path.join("gateway.env");
+        let gateway_path = store.path_of("gateway.env");
         let gateway = DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(
             |(line, problem)| Error::EnvFileSyntax {
                 path: gateway_path.clone(),
@@ -561,12 +558,12 @@ fn lines(
 }
 
 /// `supakeys doctor`.
-pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
+pub fn run(inputs: &Inputs, store: &dyn Store, args: DoctorArgs) -> Result<()> {
     let options = Options::parse(args)?;
-    let material = Material::load(inputs)?;
-    let dir = inputs.dir();
+    let material = Material::load(inputs, store)?;
+    let location = store.location();
     let started = Instant::now();
-    let (probes, tokens) = plan(&material, &options, crate::now())?;
+    let (probes, tokens) = plan(&material, &options, crate::clock::now())?;
     let mut answers = execute(&options.target, probes, options.timeout);
     retry_refused(
         &options.target,
@@ -582,7 +579,7 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
         .find(|g| *g != Gateway::Unknown)
         .unwrap_or(Gateway::Unknown);
     let url = options.target.to_string();
-    let dir_text = dir.display().to_string();
+    let dir_text = location.clone();
     let cx = Context {
         dir: &dir_text,
         url: &url,
@@ -590,7 +587,17 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
         mode: material.mode,
         gateway,
     };
-    let lines = lines(&cx, &material, &options, &answers);
+    let mut lines = lines(&cx, &material, &options, &answers);
+    for line in &mut lines {
+        match &mut line.outcome {
+            report::Outcome::Fail { cause, fix, .. } => {
+                *cause = store.translate(cause);
+                *fix = store.translate(fix);
+            }
+            report::Outcome::Skip { reason } => *reason = store.translate(reason),
+            report::Outcome::Pass { .. } => {}
+        }
+    }
     let keys: Vec<(String, &'static str, &'static str)> = material
         .facts
         .iter()
@@ -619,7 +626,7 @@ pub fn run(inputs: &Inputs, args: DoctorArgs) -> Result<()> {
     if failed > 0 {
         return Err(Error::DoctorFailed {
             failed,
-            dir: dir.clone(),
+            dir: location.into(),
         });
     }
     Ok(())

@@ -32,6 +32,17 @@ impl DotEnv {
         self.vars.get(name).map(|v| v.as_str())
     }
 
+    /// Every variable, sorted by name.
+    pub fn vars(&self) -> Vec<(&str, &str)> {
+        let mut vars: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        vars.sort();
+        vars
+    }
+
     /// Whether the file started with a UTF-8 byte order mark (ignored, but worth a warning:
     /// other readers of the file may take it as part of the first name).
     pub fn had_bom(&self) -> bool {
@@ -42,7 +53,7 @@ impl DotEnv {
     /// [`MAX_BYTES`], UTF-8 line by line.
     pub fn load(path: &Path) -> Result<DotEnv> {
         let bytes =
-            crate::store::read_input(path, MAX_BYTES).map_err(|problem| Error::EnvFileRead {
+            crate::input::read_input(path, MAX_BYTES).map_err(|problem| Error::EnvFileRead {
                 path: path.into(),
                 problem: problem.to_string(),
             })?;

@@ -18,9 +18,12 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// The existing `state.json` is corrupt, inconsistent or from a newer supakeys.
     pub const BAD_STATE: i32 = 3;
-    /// Reading or writing the directory failed (missing, permissions, disk full, symlink).
+    /// Reading or writing the directory failed (missing, permissions, disk full, symlink);
+    /// in Kubernetes mode: the API server failed, refused the token (401) or a request
+    /// (403, RBAC), or one of the Secrets cannot be written (immutable, managed by Helm).
     pub const IO: i32 = 4;
-    /// Another supakeys held the directory lock for longer than the timeout.
+    /// Another supakeys held the directory lock for longer than the timeout; in Kubernetes
+    /// mode: the Secrets kept changing under concurrent writers through every retry.
     pub const LOCK_TIMEOUT: i32 = 5;
     /// `supakeys check` found problems.
     pub const CHECK_FAILED: i32 = 6;
@@ -69,6 +72,8 @@ pub enum Error {
         path: PathBuf,
         version: u64,
         written_by: Option<String>,
+        /// The schema versions this supakeys reads.
+        reads: std::ops::RangeInclusive<u64>,
     },
     /// The output directory does not exist or is not a directory.
     DirMissing { path: PathBuf },
@@ -101,6 +106,27 @@ pub enum Error {
     CheckFailed { problems: usize },
     /// `supakeys doctor` found this many checks failing (each already printed).
     DoctorFailed { failed: usize, dir: PathBuf },
+    /// A request to the Kubernetes API failed: network, TLS, or an answer supakeys cannot use.
+    KubernetesApi { action: String, problem: String },
+    /// The API server did not accept the service account token (401).
+    KubernetesUnauthorized { action: String, token: PathBuf },
+    /// RBAC refused a request (403): the Role lacks the rule for this verb and name.
+    KubernetesForbidden {
+        verb: &'static str,
+        /// `None` for `create`, which RBAC cannot limit by name.
+        name: Option<String>,
+        namespace: String,
+    },
+    /// Every attempt met a concurrent change of the Secrets (409 each time).
+    KubernetesConflicts { attempts: u32, location: String },
+    /// A Secret supakeys would write is larger than it may be.
+    KubernetesSecretTooLarge {
+        name: String,
+        bytes: usize,
+        limit: usize,
+    },
+    /// A Secret supakeys must write exists but cannot be written by it.
+    KubernetesSecretUnusable { name: String, problem: String },
 }
 
 impl Error {
@@ -155,6 +181,12 @@ impl Error {
             Error::Randomness { .. } => exit::INTERNAL,
             Error::CheckFailed { .. } => exit::CHECK_FAILED,
             Error::DoctorFailed { .. } => exit::DEPLOYMENT_MISMATCH,
+            Error::KubernetesApi { .. }
+            | Error::KubernetesUnauthorized { .. }
+            | Error::KubernetesForbidden { .. }
+            | Error::KubernetesSecretUnusable { .. } => exit::IO,
+            Error::KubernetesConflicts { .. } => exit::LOCK_TIMEOUT,
+            Error::KubernetesSecretTooLarge { .. } => exit::BAD_INPUT,
         }
     }
 }
@@ -209,6 +241,7 @@ impl fmt::Display for Error {
                 path,
                 version,
                 written_by,
+                reads,
             } => {
                 write!(
                     f,
@@ -216,8 +249,8 @@ impl fmt::Display for Error {
                      Nothing was changed. ",
                     path.display(),
                     env!("CARGO_PKG_VERSION"),
-                    crate::state::OLDEST_VERSION,
-                    crate::state::VERSION,
+                    reads.start(),
+                    reads.end(),
                 )?;
                 match written_by {
                     Some(v) => write!(
@@ -298,8 +331,80 @@ impl fmt::Display for Error {
                  each failed line above names the likely cause and the fix",
                 dir.display()
             ),
+            Error::KubernetesApi { action, problem } => write!(
+                f,
+                "Kubernetes API: cannot {action}: {problem}. Check that the API server is \
+                 reachable from the pod (KUBERNETES_SERVICE_HOST/PORT) and read its message above."
+            ),
+            Error::KubernetesUnauthorized { action, token } => write!(
+                f,
+                "Kubernetes API: cannot {action}: the API server refused the service account token \
+                 {} (401 Unauthorized). The token is expired or not from this cluster: run supakeys \
+                 in a pod with the supakeys ServiceAccount and automountServiceAccountToken left on.",
+                token.display()
+            ),
+            Error::KubernetesForbidden {
+                verb,
+                name,
+                namespace,
+            } => match name {
+                Some(name) => write!(
+                    f,
+                    "Kubernetes API: RBAC forbids {verb} on secrets \"{name}\" in namespace \
+                     {namespace} (403 Forbidden). Nothing was written. Add to the Role bound to \
+                     supakeys' ServiceAccount the rule {{apiGroups: [\"\"], resources: [\"secrets\"], \
+                     verbs: [\"{verb}\"], resourceNames: [\"{name}\"]}} (deploy/kubernetes/rbac.yaml has it)."
+                ),
+                None => write!(
+                    f,
+                    "Kubernetes API: RBAC forbids {verb} on secrets in namespace {namespace} \
+                     (403 Forbidden). Nothing was written. Add to the Role bound to supakeys' \
+                     ServiceAccount the rule {{apiGroups: [\"\"], resources: [\"secrets\"], verbs: \
+                     [\"{verb}\"]}} without resourceNames: RBAC cannot limit {verb} by name \
+                     (deploy/kubernetes/rbac.yaml has it)."
+                ),
+            },
+            Error::KubernetesConflicts { attempts, location } => write!(
+                f,
+                "{location} changed under supakeys at each of {attempts} attempts (409 Conflict): \
+                 another writer keeps changing them. Stop the other writer (another supakeys Job?) \
+                 and run supakeys again."
+            ),
+            Error::KubernetesSecretTooLarge { name, bytes, limit } => write!(
+                f,
+                "the Secret {name} would hold {} KiB, more than the {} KiB supakeys writes into one \
+                 Secret (the API allows 1 MiB of data, and its answer must stay readable). Nothing \
+                 was written. Revoke previous keys (`supakeys keys revoke KID`).",
+                bytes.div_ceil(1024),
+                limit / 1024
+            ),
+            Error::KubernetesSecretUnusable { name, problem } => {
+                write!(f, "the Secret {name} {problem}. Nothing was written.")
+            }
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// Names the whitespace a value starts or ends with, or holds, if any: copy-paste leaves
+/// newlines and carriage returns that are invisible in a message.
+pub fn stray_whitespace(value: &str) -> Option<String> {
+    let name = |c: char| match c {
+        '\n' => "a newline".to_owned(),
+        '\r' => "a carriage return".to_owned(),
+        '\t' => "a tab".to_owned(),
+        ' ' => "a space".to_owned(),
+        c => format!("the whitespace character U+{:04X}", c as u32),
+    };
+    if let Some(c) = value.chars().last().filter(|c| c.is_whitespace()) {
+        Some(format!("ends with {}", name(c)))
+    } else if let Some(c) = value.chars().next().filter(|c| c.is_whitespace()) {
+        Some(format!("starts with {}", name(c)))
+    } else {
+        value
+            .chars()
+            .find(|c| c.is_whitespace())
+            .map(|c| format!("contains {}", name(c)))
+    }
+}

@@ -3,7 +3,8 @@
 //! a pure function of the bytes received (unit-tested without a network).
 //!
 //! Plain `http://` is all doctor needs inside the compose network. `https://` works when
-//! supakeys is built with the `tls` feature (rustls with Mozilla's root certificates);
+//! supakeys is built with the `tls` feature (the default: rustls, trusting Mozilla's root
+//! certificates, or one given CA with [`Roots::from_pem`] for a Kubernetes API server);
 //! without it an https URL is refused up front with a clear error.
 //!
 //! Header values carry tokens and API keys: a [`Request`] never prints them (its `Debug`
@@ -18,7 +19,7 @@ use zeroize::Zeroizing;
 /// The most header bytes accepted in a response.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most body bytes accepted in a response (doctor reads small JSON answers).
-const MAX_BODY: usize = 1024 * 1024;
+pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -148,6 +149,7 @@ impl fmt::Display for Target {
 pub enum Method {
     Get,
     Post,
+    Put,
 }
 
 /// One request. Header values may be secrets: they are wiped on drop and never printed.
@@ -156,7 +158,7 @@ pub struct Request {
     /// The path below the target's base path, starting with `/`.
     pub path: String,
     headers: Vec<(&'static str, Zeroizing<String>)>,
-    body: Option<Vec<u8>>,
+    body: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl fmt::Debug for Request {
@@ -186,8 +188,23 @@ impl Request {
             method: Method::Post,
             path: path.into(),
             headers: vec![("Content-Type", Zeroizing::new("application/json".into()))],
-            body: Some(body.as_bytes().to_vec()),
+            body: Some(Zeroizing::new(body.as_bytes().to_vec())),
         }
+    }
+
+    /// A PUT with a JSON body (the body may hold secrets: it is wiped on drop).
+    pub fn put_json(path: impl Into<String>, body: &[u8]) -> Request {
+        Request {
+            method: Method::Put,
+            ..Request::post_json(path, "")
+        }
+        .body(body)
+    }
+
+    /// Replaces the body.
+    pub fn body(mut self, body: &[u8]) -> Request {
+        self.body = Some(Zeroizing::new(body.to_vec()));
+        self
     }
 
     /// Adds a header. Values must not contain CR or LF (tokens and keys never do).
@@ -205,6 +222,7 @@ impl Request {
         let method = match self.method {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
         };
         let mut head = Zeroizing::new(format!(
             "{method} {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: supakeys-doctor/{}\r\nAccept: application/json\r\nConnection: close\r\n",
@@ -495,14 +513,79 @@ impl std::error::Error for HttpError {}
 /// True when this build can talk to https:// URLs.
 pub const TLS_BUILT: bool = cfg!(feature = "tls");
 
+/// The certificate authorities an https connection trusts.
+#[derive(Clone)]
+pub struct Roots {
+    /// `None`: Mozilla's roots, for public URLs.
+    #[cfg(feature = "tls")]
+    config: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl Roots {
+    /// Mozilla's root certificates (compiled in: the image has no CA store).
+    pub fn public() -> Roots {
+        Roots {
+            #[cfg(feature = "tls")]
+            config: None,
+        }
+    }
+
+    /// Only the certificates of a PEM bundle (a Kubernetes cluster's `ca.crt`). Fails when
+    /// the bundle holds no usable certificate, or this build has no TLS.
+    #[cfg(feature = "tls")]
+    pub fn from_pem(pem: &[u8]) -> Result<Roots, String> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("is not a PEM certificate bundle ({e})"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("holds a certificate rustls cannot use ({e})"))?;
+        }
+        if roots.is_empty() {
+            return Err("holds no certificate".into());
+        }
+        Ok(Roots {
+            config: Some(client_config(roots)?),
+        })
+    }
+
+    #[cfg(not(feature = "tls"))]
+    pub fn from_pem(_pem: &[u8]) -> Result<Roots, String> {
+        Err("cannot be used: this supakeys was built without TLS (cargo feature `tls`)".into())
+    }
+}
+
+#[cfg(feature = "tls")]
+fn client_config(
+    roots: rustls::RootCertStore,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| std::sync::Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+    .map_err(|e| e.to_string())
+}
+
 /// Sends `request` to `target` and reads the response, all within `timeout`.
 pub fn send(target: &Target, request: &Request, timeout: Duration) -> Result<Response, HttpError> {
+    send_with(target, request, timeout, &Roots::public())
+}
+
+/// [`send`], trusting `roots` for https.
+pub fn send_with(
+    target: &Target,
+    request: &Request,
+    timeout: Duration,
+    roots: &Roots,
+) -> Result<Response, HttpError> {
     if target.scheme == Scheme::Https && !TLS_BUILT {
         return Err(HttpError::TlsNotBuilt);
     }
     let deadline = Instant::now() + timeout;
     let stream = connect(target, deadline, timeout)?;
-    let mut conn = wrap(stream, target)?;
+    let mut conn = wrap(stream, target, roots)?;
     let io_error = |e: io::Error| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HttpError::Timeout {
             seconds: timeout.as_secs().max(1),
@@ -654,31 +737,28 @@ impl Write for Conn {
 }
 
 #[cfg(not(feature = "tls"))]
-fn wrap(stream: TcpStream, _target: &Target) -> Result<Conn, HttpError> {
+fn wrap(stream: TcpStream, _target: &Target, _roots: &Roots) -> Result<Conn, HttpError> {
     Ok(Conn::Plain(stream))
 }
 
 #[cfg(feature = "tls")]
-fn wrap(stream: TcpStream, target: &Target) -> Result<Conn, HttpError> {
+fn wrap(stream: TcpStream, target: &Target, roots: &Roots) -> Result<Conn, HttpError> {
     use std::sync::{Arc, OnceLock};
     if target.scheme == Scheme::Http {
         return Ok(Conn::Plain(stream));
     }
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-            .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|detail| HttpError::Tls { detail })?;
+    static PUBLIC: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    let config = match &roots.config {
+        Some(config) => Arc::clone(config),
+        None => PUBLIC
+            .get_or_init(|| {
+                client_config(rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                })
+            })
+            .clone()
+            .map_err(|detail| HttpError::Tls { detail })?,
+    };
     let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
         HttpError::Tls {
             detail: e.to_string(),

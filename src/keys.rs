@@ -1,36 +1,11 @@
-//! `supakeys keys list`: the lifecycle of every key, read from the directory as it is.
+//! `supakeys keys list`: the lifecycle of every key, read from the store as it is.
 
-use crate::config::Inputs;
 use crate::error::{Error, Result};
 use crate::render::FILES;
-use crate::state::{self, State};
-use crate::store::{Dir, MAX_MANAGED_BYTES};
+use crate::state;
+use crate::store::Store;
 use serde_json::{Value, json};
 use std::io::Write;
-
-/// Which service reads which file, and how it picks up a change.
-pub const READERS: [(&str, &str, &str); 8] = [
-    ("auth.env", "auth", "docker compose restart auth"),
-    (
-        "jwt_jwks.json",
-        "rest",
-        "psql -c \"NOTIFY pgrst, 'reload config'\" (or restart rest)",
-    ),
-    (
-        "realtime.env",
-        "realtime",
-        "docker compose restart realtime",
-    ),
-    ("storage.env", "storage", "docker compose restart storage"),
-    (
-        "functions.env",
-        "functions",
-        "docker compose restart functions",
-    ),
-    ("studio.env", "studio", "docker compose restart studio"),
-    ("gateway.env", "api-gw", "docker compose restart api-gw"),
-    ("kong.yml", "api-gw", "docker compose restart api-gw"),
-];
 
 fn exp_of(token: &str) -> Option<i64> {
     let exp = crate::jwt::parse(token)
@@ -38,22 +13,20 @@ fn exp_of(token: &str) -> Option<i64> {
         .payload
         .get("exp")?
         .as_f64()?;
-    (0.0..=state::MAX_TIME as f64)
+    (0.0..=crate::clock::MAX_TIME as f64)
         .contains(&exp)
         .then_some(exp as i64)
 }
 
 /// `supakeys keys list [--format table|json]`.
-pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
-    let dir_path = inputs.dir();
-    let dir = Dir::open(&dir_path)?;
-    let state = State::load(&dir)?.ok_or(Error::NoState {
-        path: dir_path.join(state::FILE),
+pub fn list(store: &dyn Store, json: bool) -> Result<()> {
+    let state = store.state()?.ok_or(Error::NoState {
+        path: store.path_of(state::FILE),
     })?;
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     for (name, _) in FILES {
         if name != state::FILE
-            && let Some(bytes) = dir.read(name, MAX_MANAGED_BYTES)?
+            && let Some(bytes) = store.read(name)?
         {
             files.push((name, bytes));
         }
@@ -76,8 +49,8 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
                 "kid": k.kid.as_str(),
                 "alg": k.alg.as_str(),
                 "status": k.status.as_str(),
-                "created_at": crate::legacy::date(k.created_at),
-                "changed_at": crate::legacy::date(k.changed_at),
+                "created_at": crate::clock::date(k.created_at),
+                "changed_at": crate::clock::date(k.changed_at),
                 "files": carried_by(k.kid.as_str()),
             })
         })
@@ -96,19 +69,19 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
     // The tokens are the minted ones when they carry the state's exp; legacy keys re-signed
     // keep their own exp and are never renewed by supakeys.
     let minted = anon_exp == Some(state.minted.exp);
-    let renewal_due = minted && crate::now() >= state.minted.renew_from();
+    let renewal_due = minted && crate::clock::now() >= state.minted.renew_from();
     let report = json!({
         "keys": keys,
         "legacy_hs256": match hs256 { Some(true) => "accepted", Some(false) => "rejected", None => "unknown" },
         "api_tokens": {
-            "anon_expires": anon_exp.map(crate::legacy::date),
-            "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC").map(crate::legacy::date),
+            "anon_expires": anon_exp.map(crate::clock::date),
+            "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC").map(crate::clock::date),
             "source": match (anon_exp, minted) {
                 (None, _) => "unknown",
                 (_, true) => "minted",
                 (_, false) => "legacy keys re-signed",
             },
-            "renew_from": minted.then(|| crate::legacy::date(state.minted.renew_from())),
+            "renew_from": minted.then(|| crate::clock::date(state.minted.renew_from())),
             "renewal_due": renewal_due,
         },
     });
@@ -149,7 +122,7 @@ pub fn list(inputs: &Inputs, json: bool) -> Result<()> {
         } else {
             format!(
                 "minted: `supakeys init` renews them from {}",
-                crate::legacy::date(state.minted.renew_from())
+                crate::clock::date(state.minted.renew_from())
             )
         };
         out.push_str(&format!(

@@ -4,6 +4,7 @@
 //! another secret); each fails here with a message naming the variable, before any file
 //! is touched.
 
+use crate::clock::date;
 use crate::error::{Error, Result};
 use crate::jwt::{self, Role};
 use crate::secret::Secret;
@@ -126,7 +127,7 @@ fn whole(secs: f64) -> i64 {
 fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<LegacyKey> {
     let name = variable(role);
     let bad = |problem: String| Error::invalid(name, problem, SAME_ENV);
-    if let Some(ws) = crate::config::stray_whitespace(token.expose()) {
+    if let Some(ws) = crate::error::stray_whitespace(token.expose()) {
         return Err(bad(format!(
             "{ws}; a JWT has none (copy the key again, in one piece)"
         )));
@@ -144,7 +145,7 @@ fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<Leg
         ));
     }
     if !jwt::hs256_verifies(&parsed, secret.expose()) {
-        let hint = match crate::config::stray_whitespace(secret.expose()) {
+        let hint = match crate::error::stray_whitespace(secret.expose()) {
             Some(ws) if secret.expose().trim() != secret.expose() => {
                 format!(" (JWT_SECRET {ws}, which is part of the secret)")
             }
@@ -174,7 +175,7 @@ fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<Leg
             "Generate new legacy keys with JWT_SECRET (or unset both keys to have supakeys mint new tokens).",
         ));
     }
-    if exp > crate::state::MAX_TIME as f64 {
+    if exp > crate::clock::MAX_TIME as f64 {
         return Err(bad(
             "has an exp after the year 9999, which verifiers cannot represent".into(),
         ));
@@ -220,29 +221,6 @@ fn shown(value: Option<&serde_json::Value>) -> String {
         }
         Some(_) => "(not a short word)".into(),
     }
-}
-
-/// A unix time as an RFC 3339 UTC timestamp (civil-from-days, no time zone database).
-pub fn date(secs: i64) -> String {
-    // Years 1 to 9999: nothing supakeys shows lies outside, and the arithmetic stays small.
-    let secs = secs.clamp(-62_135_596_800, 253_402_300_799);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -335,12 +313,5 @@ mod tests {
             message(run(Some(key("anon", NOW + 9)), None))
                 .starts_with("SERVICE_ROLE_KEY is not set")
         );
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(date(0), "1970-01-01T00:00:00Z");
-        assert_eq!(date(1_800_000_000), "2027-01-15T08:00:00Z");
-        assert_eq!(date(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

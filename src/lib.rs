@@ -4,20 +4,25 @@
 //! edge inwards: [`cli`] and [`config`] turn flags, environment and env file into a
 //! validated [`config::Config`]; [`legacy`] validates the inherited HS256 material;
 //! [`state`] loads and reconciles `state.json`; [`render`] and [`kong`] compute every
-//! output file in memory; [`store`] is the only module that writes to disk.
+//! output file in memory; a store writes them: [`store`] to the keys directory,
+//! [`kubernetes`] to Secrets through the API server.
 #![forbid(unsafe_code)]
 
+pub mod chart;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod envfile;
 pub mod error;
 pub mod http;
+pub mod input;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
 pub mod kong;
+pub mod kubernetes;
 pub mod legacy;
 pub mod opaque;
 pub mod render;
@@ -26,13 +31,6 @@ pub mod secret;
 pub mod state;
 pub mod store;
 mod yaml;
-
-/// The time of this run, in unix seconds (0 if the clock is before 1970).
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// Fills `buf` with the operating system's randomness.
 pub fn fill_random(buf: &mut [u8]) -> error::Result<()> {

@@ -69,7 +69,7 @@ pub fn validate(kind: Kind, value: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
     if !safe {
-        let problem = match crate::config::stray_whitespace(rest) {
+        let problem = match crate::error::stray_whitespace(rest) {
             Some(ws) => format!(
                 "{ws}; it must continue with 16 to {MAX_REST} characters of A-Z a-z 0-9 - _"
             ),

@@ -291,6 +291,30 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
     Ok(files)
 }
 
+/// Which service reads which file, and how it picks up a change.
+pub const READERS: [(&str, &str, &str); 8] = [
+    ("auth.env", "auth", "docker compose restart auth"),
+    (
+        "jwt_jwks.json",
+        "rest",
+        "psql -c \"NOTIFY pgrst, 'reload config'\" (or restart rest)",
+    ),
+    (
+        "realtime.env",
+        "realtime",
+        "docker compose restart realtime",
+    ),
+    ("storage.env", "storage", "docker compose restart storage"),
+    (
+        "functions.env",
+        "functions",
+        "docker compose restart functions",
+    ),
+    ("studio.env", "studio", "docker compose restart studio"),
+    ("gateway.env", "api-gw", "docker compose restart api-gw"),
+    ("kong.yml", "api-gw", "docker compose restart api-gw"),
+];
+
 /// The Kong declarative config, written only when a kong template is configured.
 pub const KONG_FILE: &str = "kong.yml";
 

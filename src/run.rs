@@ -2,10 +2,11 @@
 //! and returns an error that `main` turns into an exit code.
 
 use crate::cli::{Cli, Command, KeysCommand};
-use crate::config::{Inputs, LogFormat};
+use crate::config::{Home, Inputs, LogFormat};
 use crate::error::{Error, Result, exit};
-use crate::state::{self, Change, Refused, State, Transition};
-use crate::store::Dir;
+use crate::kubernetes::KubeStore;
+use crate::state::{self, Change, Refused, Transition};
+use crate::store::{DirStore, Store};
 use std::io::Write;
 
 /// Runs the command line and returns the process exit code.
@@ -37,15 +38,16 @@ pub fn main(cli: Cli) -> i32 {
         Command::Init => init(&inputs),
         Command::Check => check(&inputs),
         Command::PrintEnv { init: also_init } => print_env(&inputs, also_init),
-        Command::Keys(KeysCommand::List { format }) => {
-            list_format(format).and_then(|json| crate::keys::list(&inputs, json))
-        }
+        Command::Keys(KeysCommand::List { format }) => list_format(format)
+            .and_then(|json| crate::keys::list(read_only(&inputs)?.as_ref(), json)),
         Command::Keys(KeysCommand::Standby) => update(&inputs, Op::Standby),
         Command::Keys(KeysCommand::Rotate { now }) => update(&inputs, Op::Rotate { now }),
         Command::Keys(KeysCommand::Revoke { kid }) => {
             revoke_kid(kid).and_then(|kid| update(&inputs, Op::Revoke(kid)))
         }
-        Command::Doctor(args) => crate::doctor::run(&inputs, args),
+        Command::Doctor(args) => {
+            read_only(&inputs).and_then(|store| crate::doctor::run(&inputs, store.as_ref(), args))
+        }
     };
     match result {
         Ok(()) => exit::OK,
@@ -123,7 +125,7 @@ fn revoke_kid(kid: std::ffi::OsString) -> Result<String> {
         Some(kid) => Ok(kid.to_string()),
         None => Err(Error::invalid(
             NAME,
-            match crate::config::stray_whitespace(&text) {
+            match crate::error::stray_whitespace(&text) {
                 Some(ws) => format!("{ws}; a kid is 1-128 characters of A-Z a-z 0-9 . _ -"),
                 None => "is not a key id (1-128 characters of A-Z a-z 0-9 . _ -)".to_owned(),
             },
@@ -148,32 +150,182 @@ pub fn init(inputs: &Inputs) -> Result<()> {
     update(inputs, Op::Init)
 }
 
-/// Init, or a lifecycle transition: one locked read-modify-write of the directory, with
-/// `state.json` written first so a crash leaves either the old or the new state.
+/// Init, or a lifecycle transition: one read-modify-write through the store (the locked
+/// directory, or the Secrets with resourceVersion preconditions), with `state.json` written
+/// first so that a crash leaves either the old or the new state.
 fn update(inputs: &Inputs, op: Op) -> Result<()> {
-    let config = inputs.config(crate::now())?;
-    let dir = Dir::open(&config.dir)?;
-    warn_about_owner(&dir);
-    let lock = dir.lock(config.lock_timeout)?;
-    dir.remove_stale_temp_files(&lock)?;
-    if config.kong.is_none() && dir.entry(crate::render::KONG_FILE)?.is_some() {
+    let base = inputs.config(crate::clock::now())?;
+    let home = inputs.home()?;
+    let mut store = open_store(&home, base.lock_timeout)?;
+    let kong_path = store.path_of(crate::render::KONG_FILE);
+    let state_path = store.path_of(state::FILE);
+    // What the last plan decided, logged once the store applied it (a Kubernetes store
+    // that meets a concurrent change plans again, on what it reads then).
+    let mut outcome: Option<Outcome> = None;
+    let applied = store.update(&mut |loaded| {
+        let adopted;
+        let config = if loaded.adoptable.is_empty() {
+            &base
+        } else {
+            adopted = inputs.adopting(&loaded.adoptable).config(base.now)?;
+            &adopted
+        };
+        if loaded.committed {
+            // The transition is in the stored state already: only reconcile, and keep what
+            // the attempt that made it reported.
+            let (files, _) = plan(config, &Op::Init, loaded, &kong_path, &state_path)?;
+            return Ok(files);
+        }
+        let (files, planned) = plan(config, &op, loaded, &kong_path, &state_path)?;
+        outcome = Some(planned);
+        Ok(files)
+    })?;
+    let outcome = outcome.expect("the store planned");
+    for note in &outcome.notes {
+        tracing::warn!("{note}");
+    }
+    log_changes(&outcome.changes);
+    match &outcome.transition {
+        Some(Transition::Done(what)) => tracing::info!("{what}"),
+        Some(Transition::Unchanged(why)) => tracing::info!("nothing to do: {why}"),
+        None => {}
+    }
+    if let Some(made) = &outcome.promoted {
+        tracing::warn!(
+            "{made}; promoting it at once: verifiers that cached the JWKS reject its tokens until their cache expires (10 minutes for supabase-js)"
+        );
+    }
+    if outcome.transition.is_some() {
+        print_after_change(&store.after_change(&applied));
+    }
+    let ready = match home {
+        Home::Dir(_) => "keys directory is ready",
+        Home::Kubernetes(_) => "Secrets are ready",
+    };
+    tracing::info!(
+        kid = %outcome.kid,
+        alg = outcome.alg,
+        dir = %store.location(),
+        written = %applied.written.join(","),
+        mode_fixed = %applied.mode_fixed.join(","),
+        owner_fixed = %applied.owner_fixed.join(","),
+        unchanged = applied.unchanged.len(),
+        "{ready}"
+    );
+    Ok(())
+}
+
+/// Opens the store the settings name: the keys directory, or the Kubernetes Secrets.
+fn open_store(home: &Home, lock_timeout: std::time::Duration) -> Result<Box<dyn Store>> {
+    Ok(match home {
+        Home::Dir(path) => Box::new(DirStore::open(path, lock_timeout)?),
+        Home::Kubernetes(settings) => Box::new(KubeStore::connect(settings)?),
+    })
+}
+
+/// The store for a command that only reads (and so never waits for the directory lock).
+fn read_only(inputs: &Inputs) -> Result<Box<dyn Store>> {
+    open_store(&inputs.home()?, std::time::Duration::ZERO)
+}
+
+/// What one plan decided, for the log.
+struct Outcome {
+    notes: Vec<String>,
+    changes: Vec<Change>,
+    transition: Option<Transition>,
+    /// `keys rotate --now`: the standby key it made and promoted.
+    promoted: Option<String>,
+    kid: String,
+    alg: &'static str,
+}
+
+/// The pure part of a run: from the configuration and what the store loaded, every file.
+fn plan(
+    config: &crate::config::Config,
+    op: &Op,
+    loaded: crate::store::Loaded,
+    kong_path: &std::path::Path,
+    state_path: &std::path::Path,
+) -> Result<(Vec<crate::render::PlannedFile>, Outcome)> {
+    if config.kong.is_none() && loaded.has_kong_file {
         return Err(Error::KongTemplateMissing {
-            path: config.dir.join(crate::render::KONG_FILE),
+            path: kong_path.to_owned(),
         });
     }
-    let previous = State::load(&dir)?;
+    let previous = loaded.state;
     if previous.is_none() && !matches!(op, Op::Init) {
         return Err(Error::NoState {
-            path: config.dir.join(state::FILE),
+            path: state_path.to_owned(),
         });
     }
-    if matches!(op, Op::Init) {
-        for note in state::unused_settings(previous.as_ref(), &config) {
-            tracing::warn!("{note}");
+    let notes = if matches!(op, Op::Init) {
+        state::unused_settings(previous.as_ref(), config)
+    } else {
+        Vec::new()
+    };
+    let (mut state, changes) = state::reconcile(previous, config).map_err(|e| match e {
+        // The state may live elsewhere than `config.dir`: name where it is.
+        Error::JwtKeysMismatch {
+            given_kid,
+            state_kids,
+            ..
+        } => Error::JwtKeysMismatch {
+            state_path: state_path.to_owned(),
+            given_kid,
+            state_kids,
+        },
+        e => e,
+    })?;
+    let refused = |Refused(reason)| Error::Refused {
+        command: op.name(),
+        reason,
+    };
+    let mut promoted = None;
+    let transition = match op {
+        Op::Init => None,
+        Op::Standby => Some(
+            state
+                .add_standby(config.key_spec, config.kid.clone(), config.now)?
+                .map_err(refused)?,
+        ),
+        Op::Rotate { now: false } => Some(state.rotate(config.now).map_err(refused)?),
+        Op::Rotate { now: true } => {
+            if let Transition::Done(made) = state
+                .add_standby(config.key_spec, config.kid.clone(), config.now)?
+                .map_err(refused)?
+            {
+                promoted = Some(made);
+            }
+            Some(state.rotate(config.now).map_err(refused)?)
         }
+        Op::Revoke(kid) => Some(state.revoke(kid, config.now).map_err(refused)?),
+    };
+    let files = crate::render::plan(config, &state)?;
+    if let Some(file) = files.iter().find(|f| f.name == state::FILE)
+        && file.bytes.len() as u64 > state::MAX_BYTES
+    {
+        return Err(Error::Refused {
+            command: op.name(),
+            reason: format!(
+                "the state would grow beyond {} KiB; revoke previous keys first (`supakeys keys revoke KID`)",
+                state::MAX_BYTES >> 10
+            ),
+        });
     }
-    let (mut state, changes) = state::reconcile(previous, &config)?;
-    for change in &changes {
+    let key = state.current();
+    let outcome = Outcome {
+        notes,
+        changes,
+        transition,
+        promoted,
+        kid: key.kid().to_string(),
+        alg: key.algorithm().as_str(),
+    };
+    Ok((files, outcome))
+}
+
+fn log_changes(changes: &[Change]) {
+    for change in changes {
         match change {
             Change::Generated { kid, alg } => {
                 tracing::info!(%kid, alg = alg.as_str(), "generated a new signing key");
@@ -203,105 +355,18 @@ fn update(inputs: &Inputs, op: Op) -> Result<()> {
                     state::Renewal::TtlChanged => "SUPAKEYS_TOKEN_TTL differs from their lifetime",
                 };
                 tracing::warn!(
-                    old_exp = %crate::legacy::date(old.exp),
-                    new_exp = %crate::legacy::date(new.exp),
+                    old_exp = %crate::clock::date(old.exp),
+                    new_exp = %crate::clock::date(new.exp),
                     "renewed the minted API tokens ({why}): services get the new ones from the files; clients holding the old ANON_KEY keep working until it expires, give them the new one (supakeys print-env)"
                 );
             }
         }
     }
-    let refused = |Refused(reason)| Error::Refused {
-        command: op.name(),
-        reason,
-    };
-    let transition = match &op {
-        Op::Init => None,
-        Op::Standby => Some(
-            state
-                .add_standby(config.key_spec, config.kid.clone(), config.now)?
-                .map_err(refused)?,
-        ),
-        Op::Rotate { now: false } => Some(state.rotate(config.now).map_err(refused)?),
-        Op::Rotate { now: true } => {
-            if let Transition::Done(made) = state
-                .add_standby(config.key_spec, config.kid.clone(), config.now)?
-                .map_err(refused)?
-            {
-                tracing::warn!(
-                    "{made}; promoting it at once: verifiers that cached the JWKS reject its tokens until their cache expires (10 minutes for supabase-js)"
-                );
-            }
-            Some(state.rotate(config.now).map_err(refused)?)
-        }
-        Op::Revoke(kid) => Some(state.revoke(kid, config.now).map_err(refused)?),
-    };
-    match &transition {
-        Some(Transition::Done(what)) => tracing::info!("{what}"),
-        Some(Transition::Unchanged(why)) => tracing::info!("nothing to do: {why}"),
-        None => {}
-    }
-    let plan = crate::render::plan(&config, &state)?;
-    if let Some(file) = plan.iter().find(|f| f.name == state::FILE)
-        && file.bytes.len() as u64 > state::MAX_BYTES
-    {
-        return Err(Error::Refused {
-            command: op.name(),
-            reason: format!(
-                "the state would grow beyond {} KiB; revoke previous keys first (`supakeys keys revoke KID`)",
-                state::MAX_BYTES >> 10
-            ),
-        });
-    }
-    let applied = dir.apply(&lock, &plan)?;
-    if transition.is_some() {
-        print_reloads(&applied.written);
-    }
-    let key = state.current();
-    tracing::info!(
-        kid = %key.kid(),
-        alg = key.algorithm().as_str(),
-        dir = %config.dir.display(),
-        written = %applied.written.join(","),
-        mode_fixed = %applied.mode_fixed.join(","),
-        owner_fixed = %applied.owner_fixed.join(","),
-        unchanged = applied.unchanged.len(),
-        "keys directory is ready"
-    );
-    Ok(())
-}
-
-/// A run that cannot give its files to the directory's owner says so: services running as
-/// that owner (GoTrue as uid 1000 in the image) cannot read the 0600 files it writes.
-fn warn_about_owner(dir: &Dir) {
-    if dir.foreign_run() {
-        let owner = dir.owner().uid;
-        tracing::warn!(
-            dir = %dir.path().display(),
-            "the directory belongs to uid {owner} but this run is uid {}: the files it writes belong to uid {}, and a service running as uid {owner} cannot read auth.env or supabase.env (0600). Run supakeys as uid {owner}, or as root (it then gives the files to uid {owner})",
-            crate::store::effective_uid(),
-            crate::store::effective_uid(),
-        );
-    }
 }
 
 /// Tells the operator which services must reload or restart to see the new files. The
 /// files are written by then: a closed standard output only costs the hint (logged too).
-fn print_reloads(written: &[&str]) {
-    let mut lines = Vec::new();
-    for (file, service, how) in crate::keys::READERS {
-        let line = format!("  {service:<10} {how}");
-        if written.contains(&file) && !lines.contains(&line) {
-            lines.push(line);
-        }
-    }
-    let text = if lines.is_empty() {
-        "No file changed: nothing to restart.\n".to_owned()
-    } else {
-        format!(
-            "Files changed. To apply them:\n{}\nthen run `supakeys doctor` (docker compose run --rm supakeys doctor) to check that every service uses them.\n",
-            lines.join("\n")
-        )
-    };
+fn print_after_change(text: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         tracing::warn!(
@@ -314,17 +379,17 @@ fn print_reloads(written: &[&str]) {
 /// `supakeys check`.
 fn check(inputs: &Inputs) -> Result<()> {
     let config = if inputs.has_jwt_secret() {
-        Some(inputs.config(crate::now())?)
+        Some(inputs.config(crate::clock::now())?)
     } else {
         None
     };
-    let dir = inputs.dir();
-    let problems = crate::check::check(&dir, config.as_ref())?;
+    let store = read_only(inputs)?;
+    let problems = crate::check::check(store.as_ref(), config.as_ref())?;
     for problem in &problems {
         tracing::error!("{problem}");
     }
     if problems.is_empty() {
-        tracing::info!(dir = %dir.display(), "check passed");
+        tracing::info!(store = %store.location(), "check passed");
         Ok(())
     } else {
         Err(Error::CheckFailed {
@@ -338,13 +403,10 @@ fn print_env(inputs: &Inputs, also_init: bool) -> Result<()> {
     if also_init {
         init(inputs)?;
     }
-    let dir_path = inputs.dir();
-    let dir = Dir::open(&dir_path)?;
-    let bytes = dir
-        .read_to_show("supabase.env", crate::store::MAX_MANAGED_BYTES)?
-        .ok_or(Error::NoState {
-            path: dir_path.join("supabase.env"),
-        })?;
+    let store = read_only(inputs)?;
+    let bytes = store.read_to_show("supabase.env")?.ok_or(Error::NoState {
+        path: store.path_of("supabase.env"),
+    })?;
     let bytes = zeroize::Zeroizing::new(bytes);
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes)

@@ -2,12 +2,12 @@
 //! claims of minted tokens), its strict parser, and the pure decision of what the next state
 //! is given the previous one and this run's inputs.
 
+use crate::clock::{MAX_TIME, date};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::jwk::{Algorithm, KeySpec, Kid, SigningKey};
 use crate::opaque::{self, Kind};
 use crate::secret::Secret;
-use crate::store::Dir;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,8 +25,6 @@ pub const OLDEST_VERSION: u64 = 1;
 /// A state with one RSA-4096 key is 4 KiB, with a hundred keys 400 KiB; a bigger file is
 /// not read (and a transition that would write one is refused).
 pub const MAX_BYTES: u64 = 1 << 20;
-/// Timestamps in the state lie between 1970 and the end of year 9999.
-pub const MAX_TIME: i64 = 253_402_300_799;
 /// The longest lifetime of minted tokens (`SUPAKEYS_TOKEN_TTL` allows up to 100 years).
 const MAX_TTL_SECS: i64 = 100 * 365 * 86_400;
 /// Minted API tokens are renewed once less than this fraction of their lifetime is left
@@ -317,7 +315,7 @@ impl State {
                     tracing::warn!(
                         %kid,
                         "this key signed tokens until {}; access tokens it signed may still be valid (they live for GOTRUE_JWT_EXP, 1 hour by default)",
-                        crate::legacy::date(key.changed_at)
+                        date(key.changed_at)
                     );
                 }
                 key.status = Status::Revoked;
@@ -325,21 +323,6 @@ impl State {
                 key.key = None;
                 Ok(Transition::Done(format!("key {kid} is revoked")))
             }
-        }
-    }
-
-    /// Reads and validates `state.json` of `dir`; `None` when there is none yet.
-    pub fn load(dir: &Dir) -> Result<Option<State>> {
-        let path = dir.path().join(FILE);
-        match dir.read(FILE, MAX_BYTES) {
-            Err(Error::TooLarge { path, limit }) => Err(Error::state(
-                path,
-                format!(
-                    "it is larger than {} KiB, far more than any state supakeys writes",
-                    limit >> 10
-                ),
-            )),
-            other => other?.map(|bytes| State::parse(&bytes, &path)).transpose(),
         }
     }
 
@@ -361,6 +344,7 @@ impl State {
                     path: path.into(),
                     version: v,
                     written_by,
+                    reads: OLDEST_VERSION..=VERSION,
                 });
             }
             Some(v) if v >= OLDEST_VERSION => {

@@ -1,4 +1,9 @@
-//! The only module that touches the keys directory: lock, read, atomic write, ownership.
+//! The stores: the one contract the shell has with the place where the state lives
+//! ([`Store`]: load the state and what a first run adopts, apply a plan so that a concurrent
+//! change makes it fail rather than overwrite), and its first implementation, the keys
+//! directory ([`DirStore`] over [`Dir`]); the second is [`crate::kubernetes::KubeStore`].
+//!
+//! [`Dir`] is the only code that touches the keys directory: lock, read, atomic write, ownership.
 //!
 //! Every operation on a managed file goes through the directory's descriptor: files are
 //! opened relative to it with `O_NOFOLLOW | O_NONBLOCK`, inspected with `fstat` and read
@@ -14,11 +19,13 @@
 //! before the first rename and a failure leaves the directory as it was.
 
 use crate::error::{Error, Result};
+use crate::input::{Kind, read_bounded};
 use crate::render::PlannedFile;
+use crate::state::{self, State};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -51,59 +58,6 @@ pub struct Entry {
     pub owner: Owner,
 }
 
-/// The type of a directory entry, in words for messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Directory,
-    Symlink,
-    Fifo,
-    Socket,
-    Device,
-}
-
-impl Kind {
-    fn of(file_type: std::fs::FileType) -> Kind {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_file() {
-            Kind::File
-        } else if file_type.is_dir() {
-            Kind::Directory
-        } else if file_type.is_symlink() {
-            Kind::Symlink
-        } else if file_type.is_fifo() {
-            Kind::Fifo
-        } else if file_type.is_socket() {
-            Kind::Socket
-        } else {
-            Kind::Device
-        }
-    }
-
-    fn of_raw(mode: u32) -> Kind {
-        use rustix::fs::FileType;
-        match FileType::from_raw_mode(mode) {
-            FileType::RegularFile => Kind::File,
-            FileType::Directory => Kind::Directory,
-            FileType::Symlink => Kind::Symlink,
-            FileType::Fifo => Kind::Fifo,
-            FileType::Socket => Kind::Socket,
-            _ => Kind::Device,
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::File => "a regular file",
-            Kind::Directory => "a directory",
-            Kind::Symlink => "a symlink",
-            Kind::Fifo => "a FIFO (named pipe)",
-            Kind::Socket => "a socket",
-            Kind::Device => "a device",
-        }
-    }
-}
-
 /// The directory lock; released when dropped (or when the process dies).
 pub struct Lock<'a> {
     dir: &'a Dir,
@@ -130,65 +84,6 @@ pub struct Applied {
 /// The effective uid of this process.
 pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
-}
-
-/// Why an input file (the kong template, the env file) cannot be used.
-#[derive(Debug)]
-pub enum InputProblem {
-    Open(std::io::Error),
-    NotAFile(Kind),
-    TooLarge { limit: u64 },
-    Read(std::io::Error),
-}
-
-impl std::fmt::Display for InputProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InputProblem::Open(e) => write!(f, "cannot be read ({e})"),
-            InputProblem::NotAFile(kind) => write!(
-                f,
-                "is {}, not a regular file (supakeys reads only regular files, so that a run can never block)",
-                kind.describe()
-            ),
-            InputProblem::TooLarge { limit } => {
-                write!(f, "is larger than {} KiB", limit / 1024)
-            }
-            InputProblem::Read(e) => write!(f, "cannot be read ({e})"),
-        }
-    }
-}
-
-/// Reads an input file given by the operator (symlinks are followed: ConfigMaps and
-/// secrets are mounted as links). Refuses anything but a regular file before reading a
-/// byte, and anything longer than `limit`: a FIFO without a writer would block forever.
-pub fn read_input(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, InputProblem> {
-    // Look before opening: opening some devices has effects of its own (a watchdog starts,
-    // a tape rewinds). The descriptor is checked again below: the path may change between.
-    let meta = std::fs::metadata(path).map_err(InputProblem::Open)?;
-    if !meta.is_file() {
-        return Err(InputProblem::NotAFile(Kind::of(meta.file_type())));
-    }
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(|e| InputProblem::Open(e.into()))?;
-    let file = File::from(fd);
-    let meta = file.metadata().map_err(InputProblem::Open)?;
-    if !meta.is_file() {
-        return Err(InputProblem::NotAFile(Kind::of(meta.file_type())));
-    }
-    read_bounded(file, limit)
-        .map_err(InputProblem::Read)?
-        .ok_or(InputProblem::TooLarge { limit })
-}
-
-/// Reads at most `limit` bytes; `None` when there are more.
-fn read_bounded(file: File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 impl Dir {
@@ -334,6 +229,21 @@ impl Dir {
             Ok(Some(bytes)) => Ok(Some(bytes)),
             Ok(None) => Err(Error::TooLarge { path, limit }),
             Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    /// Reads and validates `state.json` of this directory; `None` when there is none yet.
+    pub fn read_state(&self) -> Result<Option<State>> {
+        let path = self.path.join(state::FILE);
+        match self.read(state::FILE, state::MAX_BYTES) {
+            Err(Error::TooLarge { path, limit }) => Err(Error::state(
+                path,
+                format!(
+                    "it is larger than {} KiB, far more than any state supakeys writes",
+                    limit >> 10
+                ),
+            )),
+            other => other?.map(|bytes| State::parse(&bytes, &path)).transpose(),
         }
     }
 
@@ -524,4 +434,184 @@ enum Fix {
     Content(Option<Owner>),
     Mode(Owner),
     Owner,
+}
+
+/// What a run reads before it plans.
+pub struct Loaded {
+    /// The previous state; `None` before the first run.
+    pub state: Option<crate::state::State>,
+    /// Values found where the state lives that a first run adopts (Kubernetes: the keys of
+    /// an existing apikey Secret); always empty once a state exists.
+    pub adoptable: Vec<crate::config::Adoptable>,
+    /// A `kong.yml` written by an earlier run is there.
+    pub has_kong_file: bool,
+    /// An earlier attempt of this run already wrote its state, and `state` may be it: the
+    /// key transition is done and must not be made again (the Kubernetes store, when a
+    /// write after the state's met a concurrent change).
+    pub committed: bool,
+}
+
+/// The shell's contract with the place where the state lives: the keys directory, or the
+/// Secrets of a Kubernetes namespace. The core (config, reconcile, render, lifecycle) never
+/// sees which.
+pub trait Store {
+    /// Where the state lives, for messages: `/keys`, or `Secrets supakeys-* in namespace x`.
+    fn location(&self) -> String;
+
+    /// Where one managed file lives, for messages.
+    fn path_of(&self, name: &str) -> PathBuf;
+
+    /// One read-modify-write: loads, lets `plan` decide every file from what it loaded, and
+    /// writes what differs, `state.json` first. A concurrent change makes a write fail rather
+    /// than overwrite: the directory excludes it with its lock and runs `plan` once; the
+    /// Kubernetes store meets it as `409` and runs `plan` again on what it reads then
+    /// (bounded). Every error of `plan` is returned before anything is written.
+    fn update(
+        &mut self,
+        plan: &mut dyn FnMut(Loaded) -> Result<Vec<PlannedFile>>,
+    ) -> Result<Applied>;
+
+    /// The state as stored now; `None` before the first run.
+    fn state(&self) -> Result<Option<crate::state::State>>;
+
+    /// A managed file as stored now; `None` when it is missing.
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Like [`Store::read`], for bytes that go to standard output.
+    fn read_to_show(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.read(name)
+    }
+
+    /// What `check` finds wrong besides the files' bytes (missing files, modes and owners;
+    /// the chart's Secret), one sentence each.
+    fn inspect(&self) -> Result<Vec<String>>;
+
+    /// What to tell the operator after a key transition wrote `applied`: which services
+    /// reload how, then how to run doctor.
+    fn after_change(&self, applied: &Applied) -> String;
+
+    /// A hint written for the compose deployment (`docker compose restart storage`), as
+    /// an operator of this store's deployment does it.
+    fn translate(&self, hint: &str) -> String {
+        hint.to_owned()
+    }
+}
+
+/// The keys directory as a [`Store`].
+pub struct DirStore {
+    dir: Dir,
+    lock_timeout: Duration,
+}
+
+impl DirStore {
+    pub fn open(path: &Path, lock_timeout: Duration) -> Result<DirStore> {
+        Ok(DirStore {
+            dir: Dir::open(path)?,
+            lock_timeout,
+        })
+    }
+
+    /// A run that cannot give its files to the directory's owner says so: services running
+    /// as that owner (GoTrue as uid 1000 in the image) cannot read the 0600 files it writes.
+    fn warn_about_owner(&self) {
+        if self.dir.foreign_run() {
+            let owner = self.dir.owner().uid;
+            tracing::warn!(
+                dir = %self.dir.path().display(),
+                "the directory belongs to uid {owner} but this run is uid {}: the files it writes belong to uid {}, and a service running as uid {owner} cannot read auth.env or supabase.env (0600). Run supakeys as uid {owner}, or as root (it then gives the files to uid {owner})",
+                effective_uid(),
+                effective_uid(),
+            );
+        }
+    }
+}
+
+impl Store for DirStore {
+    fn location(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn update(
+        &mut self,
+        plan: &mut dyn FnMut(Loaded) -> Result<Vec<PlannedFile>>,
+    ) -> Result<Applied> {
+        self.warn_about_owner();
+        let lock = self.dir.lock(self.lock_timeout)?;
+        self.dir.remove_stale_temp_files(&lock)?;
+        let loaded = Loaded {
+            has_kong_file: self.dir.entry(crate::render::KONG_FILE)?.is_some(),
+            state: self.dir.read_state()?,
+            adoptable: Vec::new(),
+            committed: false,
+        };
+        let files = plan(loaded)?;
+        self.dir.apply(&lock, &files)
+    }
+
+    fn state(&self) -> Result<Option<crate::state::State>> {
+        self.dir.read_state()
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.dir.read(name, MAX_MANAGED_BYTES)
+    }
+
+    fn read_to_show(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.dir.read_to_show(name, MAX_MANAGED_BYTES)
+    }
+
+    fn inspect(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let owner = self.dir.owner();
+        for (name, mode) in crate::render::FILES {
+            match self.dir.entry(name)? {
+                // kong.yml exists only where a kong template is configured.
+                None if name == crate::render::KONG_FILE => {}
+                None => problems.push(format!("{name} is missing")),
+                Some(e) if e.kind != Kind::File => {
+                    problems.push(format!("{name} is {}", e.kind.describe()));
+                }
+                Some(e) => {
+                    if e.mode != mode {
+                        problems.push(format!(
+                            "{name} has mode {:04o}, expected {mode:04o}",
+                            e.mode
+                        ));
+                    }
+                    // The services run as the directory's owner (uid 1000 in the image): a
+                    // file of another uid may be unreadable to them (auth.env is 0600). A
+                    // root-owned directory says nothing about the services' uid.
+                    if owner.uid != 0 && e.owner.uid != owner.uid {
+                        problems.push(format!(
+                            "{name} belongs to uid {}, the directory to uid {}; run `supakeys init` as uid {} or as root to give it to the directory's owner",
+                            e.owner.uid, owner.uid, owner.uid
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    fn after_change(&self, applied: &Applied) -> String {
+        let mut lines = Vec::new();
+        for (file, service, how) in crate::render::READERS {
+            let line = format!("  {service:<10} {how}");
+            if applied.written.contains(&file) && !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        if lines.is_empty() {
+            "No file changed: nothing to restart.\n".to_owned()
+        } else {
+            format!(
+                "Files changed. To apply them:\n{}\nthen run `supakeys doctor` (docker compose run --rm supakeys doctor) to check that every service uses them.\n",
+                lines.join("\n")
+            )
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod errors;
 mod hardening;
 mod init;
 mod kong_template;
+mod kubernetes;
 mod lifecycle;
 mod properties;
 mod stack;

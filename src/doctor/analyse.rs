@@ -148,7 +148,7 @@ impl Service {
 
     /// How the service picks up a changed file (the list `keys` commands print).
     fn reload(self) -> String {
-        crate::keys::READERS
+        crate::render::READERS
             .iter()
             .find(|(file, _, _)| *file == self.file())
             .map(|(_, _, how)| (*how).to_owned())
@@ -1192,7 +1192,7 @@ fn judge_token(cx: &Context<'_>, token: &str, source: &str) -> Outcome {
                     reason: format!(
                         "{source} was issued before the key {} became current ({}); pass a newer one",
                         current.kid,
-                        crate::legacy::date(current.changed_at)
+                        crate::clock::date(current.changed_at)
                     ),
                 }
             } else {

@@ -392,8 +392,13 @@ def check_gateway(d: KeysDir, inputs: Inputs) -> None:
                             ("SERVICE_ROLE_KEY", inputs.service, "SERVICE_ROLE_KEY_ASYMMETRIC")):
         want = legacy if (inputs.legacy and inputs.hs256) else g[asym]
         expect(g[n] == want, f"gateway.env: {n} is not the {'legacy' if want == legacy else 'asymmetric'} key")
-    text = d.text("gateway.env")
-    expect('"d"' not in text and "JWT_KEYS" not in text and "kty" not in text, "gateway.env holds key material")
+    # No key material: the file names exactly these six values, and each is a compact JWT or
+    # an opaque key, never JSON. (A substring test such as "kty" not in the text fails by
+    # chance: base64url signatures spell any three letters now and then.)
+    expect(set(d.env["gateway.env"]) == set(g), f"gateway.env: names {sorted(d.env['gateway.env'])}, want exactly {sorted(g)}")
+    for n, value in g.items():
+        is_jwt = re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", value) is not None
+        expect(is_jwt or value.startswith(("sb_publishable_", "sb_secret_")), f"gateway.env: {n} is neither a JWT nor an opaque key")
     for value in g.values():
         # sed with `|` as delimiter, single-quoted YAML and Lua double-quoted strings.
         expect(not set(value) & set("|&\\'\"\n"), "gateway.env: a value Envoy's sed or YAML would break on")

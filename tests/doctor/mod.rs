@@ -11,20 +11,20 @@ use std::sync::Arc;
 
 /// How the stand-in stack behaves.
 #[derive(Clone, Default)]
-struct Stack {
-    jwks: String,
-    publishable: String,
-    secret: String,
-    anon: String,
-    service: String,
-    anon_asymmetric: String,
-    service_asymmetric: String,
+pub struct Stack {
+    pub jwks: String,
+    pub publishable: String,
+    pub secret: String,
+    pub anon: String,
+    pub service: String,
+    pub anon_asymmetric: String,
+    pub service_asymmetric: String,
     /// The gateway refuses `ANON_KEY` of gateway.env (a gateway on older keys).
-    refuse_anon: bool,
+    pub refuse_anon: bool,
     /// Storage does not know these kids (an older JWT_JWKS).
-    storage_unknown_kids: Vec<String>,
+    pub storage_unknown_kids: Vec<String>,
     /// The token the anonymous sign-in hands out.
-    sign_in_token: String,
+    pub sign_in_token: String,
 }
 
 struct Reply {
@@ -194,7 +194,7 @@ fn handle(mut conn: TcpStream, stack: &Stack) {
 }
 
 /// Serves `stack` on a local port until the test ends; returns the base URL.
-fn serve(stack: Stack) -> String {
+pub fn serve(stack: Stack) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stack = Arc::new(stack);
@@ -245,7 +245,7 @@ fn doctor(test: &mut Test, url: &str, extra: &[&str]) -> (Output, Value) {
 }
 
 /// `service/check[/key_status]` of every line with this result.
-fn lines(report: &Value, result: &str) -> Vec<String> {
+pub fn lines(report: &Value, result: &str) -> Vec<String> {
     report["checks"]
         .as_array()
         .unwrap()
