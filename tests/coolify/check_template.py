@@ -100,6 +100,8 @@ CHANGED_ENV = {
 # which no placeholder of Coolify's kong.yml uses.
 FIXED = {"SUPAKEYS_DIR", "SUPAKEYS_ENV_FILE", "SUPAKEYS_KONG_TEMPLATE", "SUPAKEYS_KONG_ENV",
          "DASHBOARD_USERNAME", "JWT_ISSUER"}
+# The Kubernetes mode's settings: Coolify runs the directory store (the volume).
+settings = {n for n in settings if n != "SUPAKEYS_STORE" and not n.startswith("SUPAKEYS_KUBERNETES_")}
 
 # ---------------------------------------------------------------- the template's format
 
