@@ -362,7 +362,20 @@ for var, role in (("SERVICE_SUPABASEANON_KEY", "anon"), ("SERVICE_SUPABASESERVIC
 for var in ("SERVICE_USER_ADMIN", "SERVICE_USER_MINIO"):
     if not re.fullmatch(r"[A-Za-z0-9]{16}", after.get(var) or ""):
         problems.append(f"{var} is not 16 letters and digits (Str::random(16))")
-check("the magic variables: SERVICE_PASSWORD_* 32 letters and digits, SERVICE_USER_* 16, and the two "
+host = f"supabasekong-{svc.uuid}.203.0.113.7.sslip.io"
+for var, want in (("SERVICE_URL_SUPABASEKONG", f"http://{host}"), ("SERVICE_FQDN_SUPABASEKONG", host),
+                  ("SERVICE_URL_SUPABASEKONG_8000", f"http://{host}:8000"),
+                  ("SERVICE_FQDN_SUPABASEKONG_8000", f"{host}:8000")):
+    if after.get(var) != want:
+        problems.append(f"{var}={after.get(var)!r}, want {want!r}")
+if svc.data["apps"]["supabase-kong"]["fqdn"] != f"http://{host}:8000":
+    problems.append(f"supabase-kong's domain is {svc.data['apps']['supabase-kong']['fqdn']!r}")
+for command, pattern in (("BASE64_64", r"[A-Za-z0-9]{64}"), ("REALBASE64", r"[A-Za-z0-9+/]{43}="),
+                         ("HEX_32", r"[0-9a-f]{32}"), ("PASSWORD_64", r"[A-Za-z0-9]{64}")):
+    if not re.fullmatch(pattern, coolify.generate_value(command, svc) or ""):
+        problems.append(f"SERVICE_{command}_X does not look like {pattern}")
+check("the magic variables: SERVICE_PASSWORD_* 32 letters and digits, SERVICE_USER_* 16, "
+      "SERVICE_URL_/SERVICE_FQDN_SUPABASEKONG[_8000] on sslip.io, SERVICE_BASE64_*/HEX_*, and the two "
       "Supabase tokens HS256 with SERVICE_PASSWORD_JWT, {typ, alg}, {iss supabase, iat on the minute, "
       "exp +100 years, role}", problems)
 
