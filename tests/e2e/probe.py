@@ -76,10 +76,11 @@ def recorded(service):
 def as_token(service, token, before):
     """True unless the service's records show that the request sent after `before` (its
     record count then) reached it with another Authorization than `Bearer token`. A
-    stand-in records a request once it has answered, so wait a little for the line."""
+    stand-in records a request once it has answered, so wait for the line (up to 10 s: a
+    loaded machine can be slow to write it; a line that comes sooner ends the wait)."""
     if before is None:
         return True
-    for _ in range(40):
+    for _ in range(200):
         lines = recorded(service) or []
         if len(lines) > len(before):
             got = json.loads(lines[-1]).get("headers", {}).get("authorization")
