@@ -74,17 +74,17 @@ def recorded(service):
 
 
 def as_token(service, token, before):
-    """True unless the service's records show that the request sent after `before` (its
-    record count then) reached it with another Authorization than `Bearer token`. A
-    stand-in records a request once it has answered, so wait for the line (up to 10 s: a
-    loaded machine can be slow to write it; a line that comes sooner ends the wait)."""
+    """True when the service recorded, after `before` (its records when the request was
+    sent), a request that reached it with `Authorization: Bearer token`. A stand-in writes
+    its record once it has answered, so the previous request's line can still come after
+    `before` was read: wait (up to 10 s on a loaded machine) for a new line with that header
+    rather than judging by the first new line."""
     if before is None:
         return True
     for _ in range(200):
-        lines = recorded(service) or []
-        if len(lines) > len(before):
-            got = json.loads(lines[-1]).get("headers", {}).get("authorization")
-            return got == f"Bearer {token}"
+        new = (recorded(service) or [])[len(before):]
+        if any(json.loads(line).get("headers", {}).get("authorization") == f"Bearer {token}" for line in new):
+            return True
         time.sleep(0.05)
     return False
 
