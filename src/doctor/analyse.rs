@@ -308,6 +308,15 @@ fn not_the_service(cx: &Context<'_>, service: Service, a: &Answer<'_>) -> Outcom
             ),
             "docker compose restart api-gw",
         ),
+        // The route's timeout (Envoy's "upstream request timeout", Kong's "The upstream
+        // server is timing out"): the service is there but did not answer in time.
+        Answer::Upstream { status: 504, said } => fail(
+            format!("api-gw got no answer from {svc} in time: HTTP 504 {said}"),
+            format!(
+                "{svc} hangs or is overloaded: it did not answer within api-gw's route timeout"
+            ),
+            format!("read `docker compose logs {svc}`; `docker compose restart {svc}` if it hangs"),
+        ),
         Answer::Upstream { status, said } => fail(
             format!("api-gw could not reach {svc}: HTTP {status} {said}"),
             format!("{svc} is not running, or not on the compose network"),

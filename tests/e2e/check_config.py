@@ -170,8 +170,12 @@ def check_raw_layer(path):
 
 
 def settings_of(path):
+    """The settings a compose layer must pass: every one `--help` lists but the Kubernetes
+    mode's (SUPAKEYS_STORE, SUPAKEYS_KUBERNETES_*): a compose project keeps its keys in the
+    volume, the directory store."""
     with open(path, encoding="utf-8") as f:
-        return {line.strip() for line in f if line.strip()}
+        names = {line.strip() for line in f if line.strip()}
+    return {n for n in names if n != "SUPAKEYS_STORE" and not n.startswith("SUPAKEYS_KUBERNETES_")}
 
 
 mode = sys.argv[1]

@@ -8,7 +8,8 @@ usage: verify.py SNAPSHOT_DIR RESULTS_DIR SERVICE GATEWAY_KIND HS256
 JWT_SECRET comes from the environment as E2E_JWT_SECRET. Prints one line; exits 1 when the service did not
 load what supakeys wrote. The stand-ins record into RESULTS_DIR/<service>/ (see
 tests/standins/standin/common.py): loaded.json with argv, uid, the variables each uses and
-the sha256 of each file it read itself.
+the sha256 of each file it read itself; for the real Envoy, tests/e2e/run writes
+RESULTS_DIR/envoy/loaded.json from its process (program, argv, environment).
 """
 import hashlib
 import json
@@ -111,6 +112,10 @@ elif svc == "studio":
         equal(name, e[name])
     equal("AUTH_JWT_SECRET", secret, "JWT_SECRET (Studio signs its own tokens)")
 elif svc in ("api-gw", "kong") and kind == "envoy":
+    # The real Envoy (tests/e2e/run records its process 1): upstream's entrypoint exec'd
+    # Envoy on upstream's bootstrap, with gateway.env's values in its environment.
+    if [loaded.get("program"), *loaded.get("argv", [])] != ["envoy", "-c", "/etc/envoy/envoy.yaml"]:
+        problems.append(f"process 1 is {loaded.get('program')} {loaded.get('argv')}, not envoy -c /etc/envoy/envoy.yaml")
     g = env_file("gateway.env")
     for name, value in g.items():
         equal(name, value)

@@ -1,20 +1,19 @@
 #!/usr/bin/env python3
-"""Runs requests through a gateway configuration offline and prints each decision.
+"""Runs requests through a Kong configuration offline and prints each decision.
 
-The engines are the ones the gateway stand-ins serve with (tests/standins/standin/envoy.py
-and kong.py; Lua runs in LuaJIT), so a rendered upstream lds.yaml or kong.yml can be
-compared with ours request by request, with no network and no container.
+The engine is the one the Kong stand-in serves with (tests/standins/standin/kong.py; Lua
+runs in LuaJIT), so a kong.yml rendered by upstream's entrypoint can be compared with the
+one supakeys renders, request by request, with no network and no container. (Envoy is not
+restated: run the real Envoy, tests/standins/build's supakeys-envoy images.)
 
 usage:
-  gateway_check.py --envoy LDS.yaml [--cds CDS.yaml] REQUESTS.yaml
   gateway_check.py --kong KONG.yml [--flavor expressions] REQUESTS.yaml
-  gateway_check.py --compare-envoy A.yaml B.yaml REQUESTS.yaml
   gateway_check.py --compare-kong A.yml B.yml REQUESTS.yaml
 
 REQUESTS.yaml is a list of {name, method (GET), path, headers: {name: value}}; `$NAME` and
 `${NAME}` in paths and header values are taken from the environment. In the output, a
 header value equal to one of the environment's key variables (ANON_KEY, …) is shown by
-that variable's name. --compare-envoy/--compare-kong print each request's decision under A,
+that variable's name. --compare-kong prints each request's decision under A,
 and B's when it differs, and exit 1 when one does (route names and Kong's request ids are
 not compared: only status, body, upstream, path and the auth headers). Needs python3 with PyYAML and luajit.
 """
@@ -27,7 +26,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from standin import envoy, kong  # noqa: E402
+from standin import kong  # noqa: E402
 from standin.gateway import LuaHost  # noqa: E402
 
 NAMED = ("ANON_KEY", "SERVICE_ROLE_KEY", "ANON_KEY_ASYMMETRIC", "SERVICE_ROLE_KEY_ASYMMETRIC",
@@ -80,9 +79,7 @@ def outcome(d):
             d.header("sb-api-key"), d.header("x-api-key"))
 
 
-def engine_for(kind, path, cds=None, flavor=None, lua=None):
-    if kind == "envoy":
-        return envoy.EnvoyEngine(envoy.EnvoyConfig.from_files(path, cds), lua)
+def engine_for(path, flavor=None, lua=None):
     env = dict(os.environ)
     if flavor:
         env["KONG_ROUTER_FLAVOR"] = flavor
@@ -93,22 +90,17 @@ def engine_for(kind, path, cds=None, flavor=None, lua=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--envoy", metavar="LDS")
     g.add_argument("--kong", metavar="KONG_YML")
-    g.add_argument("--compare-envoy", nargs=2, metavar=("A", "B"))
     g.add_argument("--compare-kong", nargs=2, metavar=("A", "B"))
-    ap.add_argument("--cds")
     ap.add_argument("--flavor", default=None)
     ap.add_argument("--trace", action="store_true", help="print each filter's step")
     ap.add_argument("requests")
     args = ap.parse_args()
     reqs = load_requests(args.requests)
     lua = LuaHost()
-    if args.compare_envoy or args.compare_kong:
-        kind = "envoy" if args.compare_envoy else "kong"
-        pair = args.compare_envoy or args.compare_kong
-        a = engine_for(kind, pair[0], args.cds, args.flavor, lua)
-        b = engine_for(kind, pair[1], args.cds, args.flavor, lua)
+    if args.compare_kong:
+        a = engine_for(args.compare_kong[0], args.flavor, lua)
+        b = engine_for(args.compare_kong[1], args.flavor, lua)
         differ = 0
         for r in reqs:
             da = a.decide(r["method"], r["path"], r["headers"])
@@ -122,7 +114,7 @@ def main():
                 print(f"      B: {describe(db)}")
         print(f"{len(reqs) - differ} same, {differ} different")
         return 1 if differ else 0
-    eng = engine_for("envoy" if args.envoy else "kong", args.envoy or args.kong, args.cds, args.flavor, lua)
+    eng = engine_for(args.kong, args.flavor, lua)
     for r in reqs:
         d = eng.decide(r["method"], r["path"], r["headers"])
         print(f"{r['name']}: {describe(d)}")

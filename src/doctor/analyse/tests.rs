@@ -669,3 +669,108 @@ fn kong_upstream_failures_are_the_gateway_s() {
     );
     assert!(passed(&verifier(&cx, Service::Rest, &k.facts[0], &loading)));
 }
+
+/// An answer exactly as the real Envoy sent it (tests/doctor/envoy-replies captured these from
+/// Envoy 1.39.1, upstream's pin; the Docker tests check 1.40.0 sends the same bytes).
+fn real_envoy(kind: &str) -> Result<Response, HttpError> {
+    let bytes: &[u8] = match kind {
+        "relayed" => include_bytes!("envoy/relayed.http"),
+        "lua-refusal" => include_bytes!("envoy/lua-refusal.http"),
+        "rbac-denied" => include_bytes!("envoy/rbac-denied.http"),
+        "basic-auth-missing" => include_bytes!("envoy/basic-auth-missing.http"),
+        "basic-auth-wrong" => include_bytes!("envoy/basic-auth-wrong.http"),
+        "connection-refused" => include_bytes!("envoy/connection-refused.http"),
+        "no-healthy-upstream" => include_bytes!("envoy/no-healthy-upstream.http"),
+        "timeout" => include_bytes!("envoy/timeout.http"),
+        "no-route" => include_bytes!("envoy/no-route.http"),
+        "underscore-header" => include_bytes!("envoy/underscore-header.http"),
+        "escaped-slash" => include_bytes!("envoy/escaped-slash.http"),
+        other => panic!("no capture named {other}"),
+    };
+    Ok(crate::http::parse_response(bytes, true, false)
+        .expect("Envoy's answer parses")
+        .expect("Envoy's answer is complete"))
+}
+
+#[test]
+fn envoy_s_own_answers_as_the_real_binary_sends_them() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let current = &k.facts[0];
+    let problem_of =
+        |kind: &str| failure(&verifier(&cx, Service::Rest, current, &real_envoy(kind))).0;
+    for kind in [
+        "relayed",
+        "lua-refusal",
+        "rbac-denied",
+        "timeout",
+        "no-route",
+    ] {
+        assert_eq!(
+            Gateway::of(real_envoy(kind).as_ref().unwrap()),
+            Gateway::Envoy,
+            "{kind}"
+        );
+    }
+    // A service's answer relayed by Envoy is the service's (PostgREST's PGRST205 here).
+    assert!(passed(&verifier(
+        &cx,
+        Service::Rest,
+        current,
+        &real_envoy("relayed")
+    )));
+    // The listener's Lua `respond`, RBAC's denial and basic auth are the gateway's refusals.
+    for kind in [
+        "lua-refusal",
+        "rbac-denied",
+        "basic-auth-missing",
+        "basic-auth-wrong",
+    ] {
+        assert!(gateway_refused(&real_envoy(kind)), "{kind}");
+        assert!(
+            problem_of(kind)
+                .starts_with("api-gw refused the request before it reached rest: HTTP 40"),
+            "{kind}: {}",
+            problem_of(kind)
+        );
+    }
+    assert_eq!(
+        problem_of("rbac-denied"),
+        "api-gw refused the request before it reached rest: HTTP 403 RBAC: access denied"
+    );
+    // No address for the service, or nothing listening there: it is not running.
+    for kind in ["no-healthy-upstream", "connection-refused"] {
+        let (problem, cause, _) =
+            failure(&verifier(&cx, Service::Rest, current, &real_envoy(kind)));
+        assert!(
+            problem.starts_with("api-gw could not reach rest: HTTP 503 "),
+            "{problem}"
+        );
+        assert_eq!(cause, "rest is not running, or not on the compose network");
+    }
+    // The route's timeout: the service runs but did not answer in time.
+    let (problem, cause, fix) = failure(&verifier(
+        &cx,
+        Service::Rest,
+        current,
+        &real_envoy("timeout"),
+    ));
+    assert_eq!(
+        problem,
+        "api-gw got no answer from rest in time: HTTP 504 upstream request timeout"
+    );
+    assert_eq!(
+        cause,
+        "rest hangs or is overloaded: it did not answer within api-gw's route timeout"
+    );
+    assert!(fix.contains("docker compose logs rest"), "{fix}");
+    assert!(problem_of("no-route").starts_with("the gateway has no route"));
+    // Requests Envoy's listener rejects (a header with `_`, an escaped slash) are its own.
+    for kind in ["underscore-header", "escaped-slash"] {
+        assert!(
+            problem_of(kind).starts_with("the gateway answered HTTP 400"),
+            "{kind}: {}",
+            problem_of(kind)
+        );
+    }
+}

@@ -4,10 +4,11 @@ dotenv parsing and JWT signature checks.
 Every stand-in records into /results/<service>/ when /results is a directory (the e2e test
 bind-mounts it): `uid`, `argv` (one argument a line), `keys-at-start` (the names in /keys),
 one file per environment variable it uses (`NAME`, or `NAME.unset`), `files/<name>` for every
-file it read itself, `loaded.json` (all of that in one document, files as sha256) and
-`requests.jsonl` (one line per request it answered: method, path, the auth-related headers
-and its answer). Nothing here is upstream code: every behaviour is restated in our own
-words, with the upstream file named in a comment where it is decided.
+file it read itself, `loaded.json` (all of that in one document, files as sha256), all
+before it listens, and `requests.jsonl` (one line per request, written before the answer is
+sent: method, path, the auth-related headers and its answer). Nothing here is upstream
+code: every behaviour is restated in our own words, with the upstream file named in a
+comment where it is decided.
 """
 
 import base64
@@ -24,8 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 RESULTS = os.environ.get("STANDIN_RESULTS", "/results")
 KEYS_DIR = "/keys"
 
-# Headers a request log keeps (values are the test's own throwaway keys).
-LOGGED_HEADERS = ("authorization", "apikey", "x-api-key", "sb-api-key", "host", "x-consumer-username")
+# Headers a request log keeps (values are the test's own throwaway keys); x-supakeys-probe
+# is the id tests/e2e/probe.py gives each request, to find its line.
+LOGGED_HEADERS = ("authorization", "apikey", "x-api-key", "sb-api-key", "host", "x-consumer-username",
+                  "x-supakeys-probe")
 
 
 def log(service, message):
@@ -314,17 +317,20 @@ class Handler(BaseHTTPRequestHandler):
         self.finish_reply(status, data)
 
     def finish_reply(self, status, data):
-        """Ends the headers, sends the body (none for HEAD) and records the request."""
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        """Records the request, then ends the headers and sends the body (none for HEAD).
+
+        The record is on disk before the first byte of the answer leaves (the headers are
+        buffered until end_headers), so a client that has the answer finds its line."""
         if self.recorder is not None:
             hdrs = self.lower_headers()
             entry = {"method": self.command, "path": self.path, "status": status}
             entry["headers"] = {h: hdrs[h] for h in LOGGED_HEADERS if h in hdrs}
             entry.update(self.extra)
             self.recorder.request(entry)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
 
 def serve(service, port, handler_cls, recorder=None, host="0.0.0.0", ready=None):

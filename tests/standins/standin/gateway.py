@@ -1,8 +1,9 @@
-"""What the two gateway stand-ins (Envoy, Kong) share: the LuaJIT coprocess that runs their
-Lua, the decision record, and the HTTP front that turns a decision into a proxied request.
+"""The gateway machinery of the Kong stand-in: the LuaJIT coprocess that runs Kong's Lua, the
+decision record, and the HTTP front that turns a decision into a proxied request. (Envoy is
+not restated: the Docker tests run the real Envoy.)
 
-A gateway engine is pure apart from Lua: `decide(request) -> Decision` needs no network,
-which is what tests/standins/gateway_check.py uses to compare configurations offline.
+The engine is pure apart from Lua: `decide(request) -> Decision` needs no network, which is
+what tests/standins/gateway_check.py uses to compare configurations offline.
 """
 
 import http.client
@@ -77,18 +78,6 @@ class LuaHost:
         n = int(_dec(parts[i]))
         items = [(_dec(parts[i + 2 * k + 1]), _dec(parts[i + 2 * k + 2])) for k in range(n)]
         return items, i + 2 * n + 1
-
-    def envoy_define(self, fid, code):
-        self.call("E", _enc(fid), _enc(code))
-
-    def envoy_run(self, fid, route_name, headers):
-        """Returns (headers, response or None, logs); response = (status, headers, body)."""
-        parts, logs = self.call("R", _enc(fid), _enc(route_name), *self.list_fields(headers))
-        status = _dec(parts[0])
-        new_headers, i = self.read_list(parts, 1)
-        resp_headers, i = self.read_list(parts, i)
-        body = _dec(parts[i])
-        return new_headers, ((int(status), resp_headers, body) if status else None), logs
 
     def kong_render(self, template, headers, query):
         parts, _ = self.call("T", _enc(template), *self.list_fields(headers), *self.list_fields(query))
@@ -171,9 +160,8 @@ class GatewayHandler(Handler):
 
     engine = None
     # How the gateway answers an unreachable upstream: (status, body, content-type).
-    unreachable = (503, "no healthy upstream", "text/plain")
+    unreachable = None
     proxied_headers = ()  # added to answers that came from the upstream
-    server_header = None
 
     def route(self, method, path, query):
         request_headers = [(k.lower(), v) for k, v in self.headers.items()]
@@ -202,9 +190,6 @@ class GatewayHandler(Handler):
         self.log_request(status)
         self.send_response_only(status)
         headers = [(k, v) for k, v in headers if k.lower() != "date"]
-        if self.server_header:
-            # The gateway names itself as the server (Envoy overwrites the upstream's).
-            headers = [(k, v) for k, v in headers if k.lower() != "server"] + [("server", self.server_header)]
         for k, v in [("date", self.date_time_string())] + headers:
             self.send_header(k, v)
         self.finish_reply(status, data)

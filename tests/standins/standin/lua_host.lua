@@ -1,11 +1,7 @@
--- LuaJIT side of the gateway stand-ins (standin/gateway.py drives it over stdin/stdout).
+-- LuaJIT side of the Kong stand-in (standin/gateway.py drives it over stdin/stdout).
 --
--- It runs gateway Lua the way the real gateways would, with mock objects offering only
--- what the configurations use:
---   * Envoy's Lua HTTP filter (envoy.filters.http.lua): each inline_code is loaded once in
---     its own global environment and its envoy_on_request(request_handle) is called with
---     headers():get/add/replace/remove, streamInfo():routeName(), respond(), log*().
---     (envoyproxy/envoy docs: configuration/http/http_filters/lua_filter)
+-- It runs Kong's Lua the way Kong would, with mock objects offering only what the
+-- configurations use:
 --   * Kong's request-transformer templates: every $(expression) of a value is evaluated in
 --     a read-only environment with `headers` (names lower-case, `_` read as `-`, repeated
 --     headers as lists), `query_params` (decoded, `true` for a flag, lists when repeated)
@@ -39,7 +35,7 @@ local function log_line(level, msg)
   send("L", enc(level), enc(msg))
 end
 
--- A header list is an array of {name, value} with lower-case names (Envoy and nginx both
+-- A header list is an array of {name, value} with lower-case names (nginx and Kong
 -- compare names case-insensitively).
 local function read_list(fields, i)
   local n = tonumber(dec(fields[i]))
@@ -95,75 +91,8 @@ local function list_remove(list, name)
   end
 end
 
+-- A chunk's early exit (kong.response.exit) unwinds with this value.
 local RESPOND = {}
-
--- ------------------------------------------------------------------ Envoy
-
-local envoy_filters = {}
-
-local function envoy_handle(list, route_name, state)
-  local headers = {}
-  function headers:get(name)
-    local vals = list_get_all(list, name)
-    if #vals == 0 then return nil end
-    return table.concat(vals, ",")
-  end
-  function headers:getNumValues(name) return #list_get_all(list, name) end
-  function headers:getAtIndex(name, i) return list_get_all(list, name)[i + 1] end
-  function headers:add(name, value) list[#list + 1] = { name:lower(), tostring(value) } end
-  function headers:replace(name, value) list_replace(list, name, value) end
-  function headers:remove(name) list_remove(list, name) end
-
-  local stream = {}
-  function stream:routeName() return route_name end
-  function stream:protocol() return "HTTP/1.1" end
-
-  local handle = {}
-  function handle:headers() return headers end
-  function handle:streamInfo() return stream end
-  function handle:respond(hdrs, body)
-    state.respond = { headers = hdrs or {}, body = body or "" }
-    error(RESPOND, 0)
-  end
-  for _, level in ipairs({ "Trace", "Debug", "Info", "Warn", "Err", "Critical" }) do
-    handle["log" .. level] = function(_, msg) log_line(level:lower(), msg) end
-  end
-  return handle
-end
-
-local function envoy_define(id, code)
-  local env = setmetatable({}, { __index = _G })
-  local chunk, err = loadstring(code, "=envoy_lua_" .. id)
-  if not chunk then return nil, err end
-  setfenv(chunk, env)
-  local ok, e = pcall(chunk)
-  if not ok then return nil, tostring(e) end
-  envoy_filters[id] = env
-  return true
-end
-
-local function envoy_run(id, route_name, list)
-  local env = envoy_filters[id]
-  local state = {}
-  if env and type(env.envoy_on_request) == "function" then
-    local ok, err = pcall(env.envoy_on_request, envoy_handle(list, route_name, state))
-    if not ok and err ~= RESPOND then
-      -- Envoy logs a script error and lets the request continue.
-      log_line("err", "script error: " .. tostring(err))
-    end
-  end
-  local respond = state.respond
-  if respond then
-    local status = tostring(respond.headers[":status"] or "200")
-    local rh = {}
-    for k, v in pairs(respond.headers) do
-      if k ~= ":status" then rh[#rh + 1] = { k:lower(), tostring(v) } end
-    end
-    send("D", enc(status), list_fields(list), list_fields(rh), enc(respond.body))
-  else
-    send("D", "-", list_fields(list), list_fields({}), "-")
-  end
-end
 
 -- ------------------------------------------------------------------ Kong
 
@@ -315,13 +244,7 @@ for line in io.stdin:lines() do
   local fields = {}
   for f in line:gmatch("%S+") do fields[#fields + 1] = f end
   local cmd = fields[1]
-  if cmd == "E" then
-    local ok, err = envoy_define(dec(fields[2]), dec(fields[3]))
-    if ok then send("D") else send("ERR", enc(err)) end
-  elseif cmd == "R" then
-    local list = read_list(fields, 4)
-    envoy_run(dec(fields[2]), dec(fields[3]), list)
-  elseif cmd == "T" then
+  if cmd == "T" then
     local headers, i = read_list(fields, 3)
     local query = read_list(fields, i)
     kong_render(dec(fields[2]), headers, query)
