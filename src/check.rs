@@ -1,7 +1,7 @@
 //! `supakeys check`: verifies a store (the keys directory, or the Kubernetes Secrets)
 //! offline and lists every problem.
 
-use crate::config::Config;
+use crate::config::{Config, LegacyHs256};
 use crate::envfile::DotEnv;
 use crate::error::{Error, Result};
 use crate::render;
@@ -26,7 +26,10 @@ pub fn check(store: &dyn Store, config: Option<&Config>) -> Result<Vec<String>> 
     let state = store.state()?.ok_or(Error::NoState {
         path: store.path_of(state::FILE),
     })?;
+    let now = crate::clock::now();
+    state::warn_about_clock(now, Some(&state));
     let mut problems = store.inspect()?;
+    problems.extend(check_hs256_mode(store, &state)?);
     if let Some(config) = config {
         let (expected, _) = state::reconcile(Some(state), config)?;
         for file in render::plan(config, &expected)? {
@@ -42,12 +45,33 @@ pub fn check(store: &dyn Store, config: Option<&Config>) -> Result<Vec<String>> 
     } else {
         tracing::info!("JWT_SECRET is not set: skipping the comparison with what init would write");
     }
-    problems.extend(check_tokens(store)?);
+    problems.extend(check_tokens(store, now)?);
     Ok(problems)
 }
 
+/// `jwt_jwks.json` holds the HS256 key exactly while the state records HS256 as accepted.
+fn check_hs256_mode(store: &dyn Store, state: &state::State) -> Result<Vec<String>> {
+    let Some(in_files) = store
+        .read("jwt_jwks.json")?
+        .and_then(|bytes| state::hs256_mode_of_jwt_jwks(&bytes))
+        .map(|mode| mode == LegacyHs256::Accept)
+    else {
+        return Ok(Vec::new());
+    };
+    let recorded = state.legacy_hs256.mode == LegacyHs256::Accept;
+    if in_files == recorded {
+        return Ok(Vec::new());
+    }
+    Ok(vec![format!(
+        "state.json records legacy HS256 as {} {}, but jwt_jwks.json {} the HS256 key; run `supakeys init` to bring the files in line",
+        if recorded { "accepted" } else { "rejected" },
+        state::since(state.legacy_hs256.changed_at),
+        if in_files { "holds" } else { "lacks" },
+    )])
+}
+
 /// Every API token in the env files must verify against `jwt_jwks.json`.
-fn check_tokens(store: &dyn Store) -> Result<Vec<String>> {
+fn check_tokens(store: &dyn Store, now: i64) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let Some(jwks) = store.read("jwt_jwks.json")? else {
         return Ok(problems);
@@ -68,7 +92,7 @@ fn check_tokens(store: &dyn Store) -> Result<Vec<String>> {
             problems.push(format!("{file} has no {variable}"));
             continue;
         };
-        if let Err(why) = verify(token, &set) {
+        if let Err(why) = verify(token, &set, now) {
             problems.push(format!(
                 "{variable} in {file} does not verify against jwt_jwks.json: {why}"
             ));
@@ -77,7 +101,7 @@ fn check_tokens(store: &dyn Store) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
+fn verify(token: &str, set: &JwkSet, now: i64) -> std::result::Result<(), String> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
     let jwk = match &header.kid {
         Some(kid) => set.find(kid).ok_or("no key with its kid")?,
@@ -102,15 +126,21 @@ fn verify(token: &str, set: &JwkSet) -> std::result::Result<(), String> {
     let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
         .map_err(|e| e.to_string())?
         .claims;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
     match claims.get("exp").and_then(serde_json::Value::as_f64) {
-        None => Err("it has no numeric exp claim".into()),
-        Some(exp) if exp <= now => Err(format!(
-            "it expired on {} (run `supakeys init`: it renews minted tokens)",
-            crate::clock::date(exp as i64)
+        None => return Err("it has no numeric exp claim".into()),
+        Some(exp) if exp <= now as f64 => {
+            return Err(format!(
+                "it expired on {} (run `supakeys init`: it renews minted tokens)",
+                crate::clock::date(exp as i64)
+            ));
+        }
+        Some(_) => {}
+    }
+    match crate::jwt::not_yet_valid(&claims, now) {
+        Some((claim, at)) => Err(format!(
+            "its {claim} is {}, ahead of this clock: PostgREST refuses it until then (run `supakeys init`: it re-mints minted tokens issued in the future; legacy keys issued in the future must be issued again)",
+            crate::clock::date(at)
         )),
-        Some(_) => Ok(()),
+        None => Ok(()),
     }
 }

@@ -1,8 +1,26 @@
 //! Time as supakeys reads and writes it: the clock of this run, the range of times it
-//! accepts anywhere (1970 to the end of year 9999), and dates for messages.
+//! accepts anywhere (1970 to the end of year 9999), dates for messages, and a clock that is
+//! obviously wrong.
 
 /// Every time supakeys reads or writes lies between 1970 and the end of year 9999.
 pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// The day this version of supakeys was released (00:00 UTC; `.ci/release-check` holds it to
+/// the date of the version in CHANGELOG.md). A clock that reads earlier is wrong.
+pub const RELEASED: i64 = 1_796_169_600;
+
+/// Says so when `now` is obviously wrong: earlier than the release of this supakeys (a board
+/// without a real-time clock boots in 1970). Tokens minted then expire early, and the times
+/// written into `state.json` are wrong.
+pub fn before_release(now: i64) -> Option<String> {
+    (now < RELEASED).then(|| {
+        format!(
+            "the clock reads {}, before this supakeys was released ({}): it is wrong. Tokens minted now expire too early and state.json records wrong times; set the clock (NTP) and run again",
+            date(now),
+            date(RELEASED)
+        )
+    })
+}
 
 /// The time of this run, in unix seconds (0 if the clock is before 1970).
 pub fn now() -> i64 {
@@ -37,6 +55,13 @@ pub fn date(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_before_the_release_is_wrong() {
+        assert!(before_release(0).unwrap().contains("1970-01-01T00:00:00Z"));
+        assert!(before_release(RELEASED - 1).is_some());
+        assert_eq!(before_release(RELEASED), None);
+    }
 
     #[test]
     fn dates() {

@@ -2,7 +2,7 @@
 //! environment and `--env-file`. Nothing after this module reads the environment.
 
 use crate::cli::Settings;
-use crate::envfile::DotEnv;
+use crate::envfile::{DotEnv, Lookup};
 use crate::error::{Error, Result, stray_whitespace};
 use crate::jwk::{KeySpec, Kid, RSA_BITS, SigningKey};
 use crate::kong::{KongEnv, PLACEHOLDERS, Template};
@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 pub const DEFAULT_DIR: &str = "/keys";
 const DEFAULT_TTL_SECS: i64 = 5 * 365 * 86_400;
@@ -30,8 +31,10 @@ pub enum ApiKeyMode {
     Resign,
 }
 
-/// Whether verifiers keep accepting tokens signed with the legacy HS256 `JWT_SECRET`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether verifiers keep accepting tokens signed with the legacy HS256 `JWT_SECRET`. The
+/// mode in force is recorded in the state: a run only changes it when the setting is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LegacyHs256 {
     Accept,
     /// The oct key leaves every key set; HS256 leaves the valid methods; Kong stops
@@ -51,7 +54,9 @@ pub struct Config {
     pub key_spec: KeySpec,
     pub kid: Option<Kid>,
     pub mode: ApiKeyMode,
-    pub legacy_hs256: LegacyHs256,
+    /// `SUPAKEYS_LEGACY_HS256` when given, with where it came from; `None` keeps the mode
+    /// the state records.
+    pub legacy_hs256: Option<(LegacyHs256, String)>,
     /// The kong template to render `kong.yml` from; none means no `kong.yml`.
     pub kong: Option<Template>,
     pub token_ttl: i64,
@@ -279,6 +284,18 @@ pub struct Inputs {
     kong_env: BTreeMap<String, Option<String>>,
 }
 
+/// The process environment as `${NAME}` in the env file sees it.
+fn process_environment(name: &str) -> Lookup {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Lookup::Unset;
+    }
+    match std::env::var_os(name).map(OsString::into_string) {
+        None => Lookup::Unset,
+        Some(Ok(value)) => Lookup::Set(Zeroizing::new(value)),
+        Some(Err(_)) => Lookup::NotUtf8,
+    }
+}
+
 fn decode(value: OsString, origin: &Origin) -> Result<String> {
     value.into_string().map_err(|_| {
         Error::invalid(
@@ -335,7 +352,9 @@ impl Inputs {
         if let Some(Some(given)) = values.get("SUPAKEYS_ENV_FILE") {
             check_path(given)?;
             let path = PathBuf::from(given.value.expose());
-            let file = DotEnv::load(&path)?;
+            let file = DotEnv::load(&path, &process_environment)?;
+            let shown = path.display();
+            notes.extend(file.notes().iter().map(|n| format!("{shown}, {n}")));
             if file.had_bom() {
                 notes.push(format!(
                     "the env file {} starts with a UTF-8 byte order mark; supakeys ignores it, but other readers of the file may not (save it without a BOM)",
@@ -351,7 +370,18 @@ impl Inputs {
                 if values.contains_key(name) {
                     continue;
                 }
-                if let Some(value) = file.get(name).filter(|v| !v.is_empty()) {
+                let in_file = file.get(name).filter(|v| !v.is_empty());
+                // As with Docker Compose, a variable set in the environment wins over the
+                // file even when it is empty (and empty counts as unset).
+                if std::env::var_os(name).is_some() {
+                    if in_file.is_some() {
+                        notes.push(format!(
+                            "{name} is set but empty in the environment: as with Docker Compose, that hides {name} of the env file {shown}, and supakeys takes it as unset (unset the variable to use the file's value)"
+                        ));
+                    }
+                    continue;
+                }
+                if let Some(value) = in_file {
                     let origin = Origin::File {
                         name,
                         path: path.display().to_string(),
@@ -694,18 +724,19 @@ impl Inputs {
             "SUPAKEYS_LEGACY_API_KEYS",
             &[("keep", ApiKeyMode::Keep), ("resign", ApiKeyMode::Resign)],
         )?;
-        let legacy_hs256 = self.choice(
-            "SUPAKEYS_LEGACY_HS256",
-            &[
-                ("accept", LegacyHs256::Accept),
-                ("reject", LegacyHs256::Reject),
-            ],
-        )?;
-        if legacy_hs256 == LegacyHs256::Reject && mode == ApiKeyMode::Keep {
-            tracing::warn!(
-                "SUPAKEYS_LEGACY_HS256=reject: services now use the asymmetric API tokens; clients still on the legacy ANON_KEY/SERVICE_ROLE_KEY are refused (give them the opaque sb_publishable_/sb_secret_ keys), and Studio's HS256 role-impersonation tokens stop working"
-            );
-        }
+        let legacy_hs256 = match self.setting("SUPAKEYS_LEGACY_HS256") {
+            None => None,
+            Some(_) => Some((
+                self.choice(
+                    "SUPAKEYS_LEGACY_HS256",
+                    &[
+                        ("accept", LegacyHs256::Accept),
+                        ("reject", LegacyHs256::Reject),
+                    ],
+                )?,
+                self.origin("SUPAKEYS_LEGACY_HS256"),
+            )),
+        };
         let token_ttl = match self.setting("SUPAKEYS_TOKEN_TTL") {
             None => DEFAULT_TTL_SECS,
             Some(text) => {

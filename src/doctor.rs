@@ -27,6 +27,7 @@ use crate::secret::Secret;
 use crate::state::{self, State, Status};
 use crate::store::Store;
 use analyse::{ApiKey, Context, Evidence, Gateway, KeyFact, Service};
+pub use analyse::{LAYER_FIX, WITHOUT_LAYER};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -193,19 +194,17 @@ impl Material {
         let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
             .map_err(|_| Error::state(store.path_of("jwt_jwks.json"), "not valid JSON"))?;
         let oct = crate::render::legacy_hs256_secret(&jwt_jwks);
-        let mode = if oct.is_some() {
-            LegacyHs256::Accept
-        } else {
-            LegacyHs256::Reject
-        };
+        // The mode the state records (the files follow it after `init`).
+        let mode = state.legacy_hs256.mode;
         let gateway_path = store.path_of("gateway.env");
-        let gateway = DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(
-            |(line, problem)| Error::EnvFileSyntax {
-                path: gateway_path.clone(),
-                line,
-                problem,
-            },
-        )?;
+        let gateway =
+            DotEnv::parse(&String::from_utf8_lossy(&read("gateway.env")?)).map_err(|r| {
+                Error::EnvFileSyntax {
+                    path: gateway_path.clone(),
+                    line: r.line,
+                    problem: r.problem,
+                }
+            })?;
         let anon_key = gateway
             .get("ANON_KEY")
             .filter(|v| !v.is_empty())

@@ -49,11 +49,11 @@ pub enum Error {
     },
     /// `--env-file` names a file that cannot be read (missing, not a regular file, too big).
     EnvFileRead { path: PathBuf, problem: String },
-    /// A line of the `--env-file` is not `NAME=value`.
+    /// A line of an env file cannot be read as Docker Compose reads it.
     EnvFileSyntax {
         path: PathBuf,
         line: usize,
-        problem: &'static str,
+        problem: String,
     },
     /// The kong template cannot be read, is not YAML, or has a placeholder without a value.
     KongTemplate { path: String, problem: String },
@@ -207,7 +207,9 @@ impl fmt::Display for Error {
                 problem,
             } => write!(
                 f,
-                "{}:{line}: {problem}. Lines must look like NAME=value (comments start with #).",
+                "{}:{line}: {problem}. supakeys reads the env file as Docker Compose v2 reads a \
+                 project's .env, and refuses what it cannot read the same way (README: \"The env \
+                 file\").",
                 path.display()
             ),
             Error::KongTemplate { path, problem } => write!(f, "kong template {path}: {problem}"),

@@ -104,6 +104,43 @@ pub fn hs256_verifies(parsed: &Parsed<'_>, secret: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// How far ahead of a verifier's clock a token's `iat` may lie: PostgREST's
+/// `allowedSkewSeconds` (PostgREST/postgrest, src/PostgREST/Auth.hs), beyond which it refuses
+/// the token with "JWT issued at future".
+pub const IAT_LEEWAY_SECS: i64 = 30;
+
+/// Why a token is not valid yet at `now`, and from when it is: an `iat` more than
+/// [`IAT_LEEWAY_SECS`] ahead (PostgREST refuses it until then), or an `nbf` ahead (verifiers
+/// differ in the leeway they allow; some allow none). `None` when it is valid now, or says
+/// neither. The one test of "issued in the future", wherever supakeys judges it.
+pub fn not_yet_valid(payload: &Value, now: i64) -> Option<(&'static str, i64)> {
+    issued_in_future(payload, now)
+        .map(|iat| ("iat", iat))
+        .or_else(|| not_before(payload, now).map(|nbf| ("nbf", nbf)))
+}
+
+/// The `iat` of `payload`, in whole seconds, when it lies more than [`IAT_LEEWAY_SECS`]
+/// ahead of `now`.
+pub fn issued_in_future(payload: &Value, now: i64) -> Option<i64> {
+    numeric(payload, "iat")
+        .filter(|iat| *iat > (now + IAT_LEEWAY_SECS) as f64)
+        .map(|iat| iat.floor() as i64)
+}
+
+/// The `nbf` of `payload`, in whole seconds, when it lies ahead of `now`.
+pub fn not_before(payload: &Value, now: i64) -> Option<i64> {
+    numeric(payload, "nbf")
+        .filter(|nbf| *nbf > now as f64)
+        .map(|nbf| nbf.floor() as i64)
+}
+
+fn numeric(payload: &Value, claim: &str) -> Option<f64> {
+    payload
+        .get(claim)
+        .and_then(Value::as_f64)
+        .filter(|v| v.is_finite())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +165,20 @@ mod tests {
         assert_eq!(parse("!!.e30.e30").err(), Some(ParseProblem::NotBase64));
         // "W10" is `[]`: JSON, but not an object.
         assert_eq!(parse("W10.e30.AA").err(), Some(ParseProblem::NotJsonObject));
+    }
+
+    #[test]
+    fn a_token_issued_beyond_the_leeway_is_not_valid_yet() {
+        let now = 1_800_000_000;
+        let at = |iat: f64| not_yet_valid(&json!({ "iat": iat }), now);
+        assert_eq!(at((now + 30) as f64), None, "PostgREST allows 30 s");
+        assert_eq!(at((now + 31) as f64), Some(("iat", now + 31)));
+        assert_eq!(at(now as f64 + 30.5), Some(("iat", now + 30)));
+        assert_eq!(
+            not_yet_valid(&json!({ "nbf": now + 1 }), now),
+            Some(("nbf", now + 1))
+        );
+        assert_eq!(not_yet_valid(&json!({ "iat": "soon" }), now), None);
+        assert_eq!(not_yet_valid(&json!({}), now), None);
     }
 }

@@ -1,5 +1,6 @@
 //! `supakeys keys list`: the lifecycle of every key, read from the store as it is.
 
+use crate::config::LegacyHs256;
 use crate::error::{Error, Result};
 use crate::render::FILES;
 use crate::state;
@@ -55,11 +56,6 @@ pub fn list(store: &dyn Store, json: bool) -> Result<()> {
             })
         })
         .collect();
-    let hs256 = files
-        .iter()
-        .find(|(n, _)| *n == "jwt_jwks.json")
-        .and_then(|(_, b)| serde_json::from_slice::<Value>(b).ok())
-        .map(|jwks| crate::render::legacy_hs256_secret(&jwks).is_some());
     let env = files
         .iter()
         .find(|(n, _)| *n == "supabase.env")
@@ -69,10 +65,18 @@ pub fn list(store: &dyn Store, json: bool) -> Result<()> {
     // The tokens are the minted ones when they carry the state's exp; legacy keys re-signed
     // keep their own exp and are never renewed by supakeys.
     let minted = anon_exp == Some(state.minted.exp);
-    let renewal_due = minted && crate::clock::now() >= state.minted.renew_from();
+    let now = crate::clock::now();
+    // As `init` decides (`state::Minted::renewal`): due, expired, or issued in the future.
+    let renewal_due = minted
+        && (now >= state.minted.renew_from()
+            || state.minted.iat > now + crate::jwt::IAT_LEEWAY_SECS);
     let report = json!({
         "keys": keys,
-        "legacy_hs256": match hs256 { Some(true) => "accepted", Some(false) => "rejected", None => "unknown" },
+        "legacy_hs256": match state.legacy_hs256.mode {
+            LegacyHs256::Accept => "accepted",
+            LegacyHs256::Reject => "rejected",
+        },
+        "legacy_hs256_since": state.legacy_hs256.changed_at.map(crate::clock::date),
         "api_tokens": {
             "anon_expires": anon_exp.map(crate::clock::date),
             "service_role_expires": token_exp("SERVICE_ROLE_KEY_ASYMMETRIC").map(crate::clock::date),
@@ -126,8 +130,9 @@ pub fn list(store: &dyn Store, json: bool) -> Result<()> {
             )
         };
         out.push_str(&format!(
-            "legacy HS256: {}\nAPI tokens: anon expires {}, service_role expires {} ({renewal})\n",
+            "legacy HS256: {} {}\nAPI tokens: anon expires {}, service_role expires {} ({renewal})\n",
             report["legacy_hs256"].as_str().unwrap_or_default(),
+            state::since(state.legacy_hs256.changed_at),
             report["api_tokens"]["anon_expires"].as_str().unwrap_or("?"),
             report["api_tokens"]["service_role_expires"]
                 .as_str()

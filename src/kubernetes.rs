@@ -186,7 +186,15 @@ impl KubeStore {
                 ),
             ));
         }
-        State::parse(bytes, &path).map(Some)
+        // A state of schema 2 takes the HS256 mode the chart's files show (see
+        // `state::Hs256InFiles`).
+        let hs256_in_files = || {
+            snapshot
+                .get(Which::Files)
+                .and_then(|s| s.data.get("jwt_jwks.json"))
+                .and_then(|bytes| state::hs256_mode_of_jwt_jwks(bytes))
+        };
+        State::parse(bytes, &path, &hs256_in_files).map(Some)
     }
 
     /// The keys a first run adopts: from `SUPAKEYS_KUBERNETES_ADOPT`'s Secret, else from an
@@ -470,7 +478,16 @@ fn translate_with(settings: &Settings, hint: &str) -> String {
         let service = if service == "api-gw" { "kong" } else { service };
         format!("deployment/{}", deployment(&settings.release, service))
     };
+    // A service that never read its keys: here the chart's values do not point it at
+    // supakeys' Secrets.
+    if hint.starts_with(crate::doctor::LAYER_FIX) {
+        return "install the release with the values of deploy/kubernetes/values.yaml (secret.apikey.secretRef: supakeys-apikey), then restart its Deployments".to_owned();
+    }
     let mut out = hint
+        .replace(
+            crate::doctor::WITHOUT_LAYER,
+            "its Deployment does not take its keys from supakeys' Secrets (the chart's secret.apikey values)",
+        )
         .replace(
             "`docker compose run --rm supakeys doctor`",
             "the doctor Job, deploy/kubernetes/jobs/doctor.yaml",
@@ -516,13 +533,13 @@ fn translate_with(settings: &Settings, hint: &str) -> String {
 
 /// The variables of a rendered env file.
 fn env_of(file: &PlannedFile) -> Result<crate::envfile::DotEnv> {
-    crate::envfile::DotEnv::parse_bytes(&file.bytes).map_err(|(line, problem)| {
-        Error::EnvFileSyntax {
+    crate::envfile::DotEnv::parse_bytes(&file.bytes, &|_| crate::envfile::Lookup::Unset).map_err(
+        |r| Error::EnvFileSyntax {
             path: file.name.into(),
-            line,
-            problem,
-        }
-    })
+            line: r.line,
+            problem: r.problem,
+        },
+    )
 }
 
 impl Store for KubeStore {
@@ -616,10 +633,9 @@ impl Store for KubeStore {
             ));
             return Ok(problems);
         };
-        let env = files
-            .data
-            .get("supabase.env")
-            .and_then(|b| crate::envfile::DotEnv::parse_bytes(b).ok());
+        let env = files.data.get("supabase.env").and_then(|b| {
+            crate::envfile::DotEnv::parse_bytes(b, &|_| crate::envfile::Lookup::Unset).ok()
+        });
         for (i, (_, variable)) in CHART_KEYS.iter().enumerate() {
             let key = &self.settings.apikey_keys[i];
             let expected = env.as_ref().and_then(|e| e.get(variable));
@@ -703,6 +719,19 @@ mod tests {
         assert_eq!(
             translate("docker compose restart storage"),
             "kubectl rollout restart deployment/supabase-supabase-storage"
+        );
+        // A service that never read its keys: the chart's values, not a compose layer.
+        assert_eq!(
+            translate(&format!(
+                "auth runs without GOTRUE_JWT_KEYS, so it never loaded /keys/auth.env: {}",
+                crate::doctor::WITHOUT_LAYER
+            )),
+            "auth runs without GOTRUE_JWT_KEYS, so it never loaded /keys/auth.env: its Deployment does not take its keys from supakeys' Secrets (the chart's secret.apikey values)"
+        );
+        assert!(
+            translate(&format!("{}, then `up -d`: …", crate::doctor::LAYER_FIX)).starts_with(
+                "install the release with the values of deploy/kubernetes/values.yaml"
+            )
         );
         assert_eq!(
             translate("docker compose restart api-gw auth"),

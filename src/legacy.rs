@@ -183,23 +183,22 @@ fn check_key(role: Role, token: Secret, secret: &Secret, now: i64) -> Result<Leg
     if exp - now_f < EXPIRY_WARNING_SECS as f64 {
         tracing::warn!(variable = name, expires = %date(whole(exp)), "legacy API key expires within 30 days; generate new keys soon");
     }
-    // The re-signed token carries the same claims: one not valid yet stays invalid.
-    if let Some(nbf) = numeric_date(&parsed.payload, "nbf").map_err(bad)?
-        && nbf > now_f
-    {
+    numeric_date(&parsed.payload, "nbf").map_err(bad)?;
+    numeric_date(&parsed.payload, "iat").map_err(bad)?;
+    // The re-signed token carries the same claims: one not valid yet stays invalid. Only its
+    // issuer can give a new one, so this is a warning (and `check` reports it).
+    if let Some(nbf) = jwt::not_before(&parsed.payload, now) {
         tracing::warn!(
             variable = name,
-            not_before = %date(whole(nbf)),
+            not_before = %date(nbf),
             "{name} is not valid before its nbf; the re-signed asymmetric token inherits it, so services refuse both until then"
         );
     }
-    if let Some(iat) = numeric_date(&parsed.payload, "iat").map_err(bad)?
-        && iat > now_f + 60.0
-    {
+    if let Some(iat) = jwt::issued_in_future(&parsed.payload, now) {
         tracing::warn!(
             variable = name,
-            issued_at = %date(whole(iat)),
-            "{name} was issued in the future (its iat; a clock was wrong?); the re-signed token inherits it, and verifiers that check iat refuse it until then"
+            issued_at = %date(iat),
+            "{name} was issued in the future (its iat; a clock was wrong?); the re-signed token inherits it, and PostgREST refuses both (\"JWT issued at future\") until then. Issue new legacy keys with a right clock"
         );
     }
     let payload_b64 = parsed.payload_b64.to_owned();

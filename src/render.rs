@@ -48,19 +48,18 @@ fn tokens(config: &Config, state: &State) -> Tokens {
     };
     let anon_asymmetric = asymmetric(Role::Anon);
     let service_asymmetric = asymmetric(Role::ServiceRole);
-    let effective = |role: Role, asymmetric: &String| match (
-        config.mode,
-        config.legacy_hs256,
-        config.legacy.key(role),
-    ) {
-        (ApiKeyMode::Keep, LegacyHs256::Accept, Some(legacy)) => legacy.token.expose().to_owned(),
-        _ => asymmetric.clone(),
-    };
-    let gateway =
-        |role: Role, asymmetric: &String| match (config.legacy_hs256, config.legacy.key(role)) {
-            (LegacyHs256::Accept, Some(legacy)) => legacy.token.expose().to_owned(),
+    let hs256 = state.legacy_hs256.mode;
+    let effective =
+        |role: Role, asymmetric: &String| match (config.mode, hs256, config.legacy.key(role)) {
+            (ApiKeyMode::Keep, LegacyHs256::Accept, Some(legacy)) => {
+                legacy.token.expose().to_owned()
+            }
             _ => asymmetric.clone(),
         };
+    let gateway = |role: Role, asymmetric: &String| match (hs256, config.legacy.key(role)) {
+        (LegacyHs256::Accept, Some(legacy)) => legacy.token.expose().to_owned(),
+        _ => asymmetric.clone(),
+    };
     Tokens {
         anon: effective(Role::Anon, &anon_asymmetric),
         service: effective(Role::ServiceRole, &service_asymmetric),
@@ -107,7 +106,7 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
     let key = state.current();
     let verifiers = state.verifiers();
     // With legacy HS256 rejected, the oct key leaves every key set and HS256 the methods.
-    let oct = match config.legacy_hs256 {
+    let oct = match state.legacy_hs256.mode {
         LegacyHs256::Accept => Some(oct_jwk(config.legacy.secret.expose())),
         LegacyHs256::Reject => None,
     };
@@ -166,7 +165,7 @@ pub fn plan(config: &Config, state: &State) -> Result<Vec<PlannedFile>> {
     };
     // Where a service verifies kid-less HS256 tokens with a raw secret, rejecting legacy
     // HS256 means giving it a secret nobody else holds (see `State::internal_jwt_secret`).
-    let internal = match config.legacy_hs256 {
+    let internal = match state.legacy_hs256.mode {
         LegacyHs256::Accept => None,
         LegacyHs256::Reject => Some(state.internal_jwt_secret.expose()),
     };

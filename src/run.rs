@@ -253,6 +253,7 @@ fn plan(
         });
     }
     let previous = loaded.state;
+    state::warn_about_clock(config.now, previous.as_ref());
     if previous.is_none() && !matches!(op, Op::Init) {
         return Err(Error::NoState {
             path: state_path.to_owned(),
@@ -348,11 +349,22 @@ fn log_changes(changes: &[Change]) {
             Change::LegacyKeysChanged => tracing::warn!(
                 "ANON_KEY/SERVICE_ROLE_KEY changed since the last run: the API tokens follow, the signing key stays"
             ),
+            Change::TokensRenewed {
+                why: state::Renewal::IssuedInFuture,
+                old,
+                new,
+            } => tracing::warn!(
+                old_iat = %crate::clock::date(old.iat),
+                new_exp = %crate::clock::date(new.exp),
+                "re-minted the API tokens: they were issued at {}, ahead of this clock (a run had its clock ahead), and PostgREST refuses them (\"JWT issued at future\") until then. Services get the new ones from the files; give clients the new ANON_KEY (supakeys print-env): the old one does not work before that date",
+                crate::clock::date(old.iat)
+            ),
             Change::TokensRenewed { why, old, new } => {
                 let why = match why {
                     state::Renewal::Expired => "they expired",
                     state::Renewal::Due => "less than a fifth of their lifetime was left",
                     state::Renewal::TtlChanged => "SUPAKEYS_TOKEN_TTL differs from their lifetime",
+                    state::Renewal::IssuedInFuture => unreachable!("logged above"),
                 };
                 tracing::warn!(
                     old_exp = %crate::clock::date(old.exp),
@@ -360,6 +372,16 @@ fn log_changes(changes: &[Change]) {
                     "renewed the minted API tokens ({why}): services get the new ones from the files; clients holding the old ANON_KEY keep working until it expires, give them the new one (supakeys print-env)"
                 );
             }
+            Change::Hs256Rejected { origin } => tracing::warn!(
+                "{origin}=reject: legacy HS256 is retired, and state.json records it (later runs keep it until SUPAKEYS_LEGACY_HS256=accept). Services now use the asymmetric API tokens; clients still on the legacy ANON_KEY/SERVICE_ROLE_KEY are refused (give them the opaque sb_publishable_/sb_secret_ keys), and Studio's HS256 role-impersonation tokens stop working"
+            ),
+            Change::Hs256Accepted {
+                origin,
+                rejected_since,
+            } => tracing::warn!(
+                "{origin}=accept: legacy HS256 is accepted again (it was retired {}): JWT_SECRET verifies tokens at every verifier once more and HS256 is back in Auth's valid methods. If that is not what you meant, set SUPAKEYS_LEGACY_HS256=reject and run again",
+                crate::state::since(*rejected_since)
+            ),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! is given the previous one and this run's inputs.
 
 use crate::clock::{MAX_TIME, date};
-use crate::config::Config;
+use crate::config::{Config, LegacyHs256};
 use crate::error::{Error, Result};
 use crate::jwk::{Algorithm, KeySpec, Kid, SigningKey};
 use crate::opaque::{self, Kind};
@@ -19,7 +19,7 @@ pub const FILE: &str = "state.json";
 const REVOKE_GRACE_SECS: i64 = 24 * 3600;
 /// The schema version this supakeys writes. Older versions are migrated forward on load
 /// (see [`migrate`]); newer ones are refused.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 /// The oldest schema version this supakeys still reads.
 pub const OLDEST_VERSION: u64 = 1;
 /// A state with one RSA-4096 key is 4 KiB, with a hundred keys 400 KiB; a bigger file is
@@ -100,6 +100,9 @@ pub enum Renewal {
     Due,
     /// `SUPAKEYS_TOKEN_TTL` differs from their lifetime.
     TtlChanged,
+    /// Their `iat` lies ahead of this clock beyond what verifiers allow (a run whose clock
+    /// was ahead minted them): PostgREST would refuse them until then.
+    IssuedInFuture,
 }
 
 impl Minted {
@@ -119,6 +122,8 @@ impl Minted {
     pub fn renewal(self, ttl: i64, now: i64) -> Option<Renewal> {
         if self.exp <= now {
             Some(Renewal::Expired)
+        } else if self.iat > now + crate::jwt::IAT_LEEWAY_SECS {
+            Some(Renewal::IssuedInFuture)
         } else if self.exp - self.iat != ttl {
             Some(Renewal::TtlChanged)
         } else if now >= self.renew_from() {
@@ -128,6 +133,42 @@ impl Minted {
         }
     }
 }
+
+/// Whether verifiers accept legacy HS256, and since when. Retiring HS256 is a transition
+/// like a rotation: a run changes it only when `SUPAKEYS_LEGACY_HS256` is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hs256 {
+    pub mode: LegacyHs256,
+    /// When the mode was set; `None` for a mode carried over from a schema-2 state, which
+    /// kept no record of it.
+    pub changed_at: Option<i64>,
+}
+
+/// "since DATE" for a mode's `changed_at`, in words when it is not known.
+pub fn since(changed_at: Option<i64>) -> String {
+    match changed_at {
+        Some(t) => format!("since {}", date(t)),
+        None => "since before the upgrade from state schema 2 (when is not recorded)".into(),
+    }
+}
+
+/// The HS256 mode a `jwt_jwks.json` written by supakeys shows: it holds the oct key exactly
+/// while HS256 is accepted. `None` when the bytes are not a key set.
+pub fn hs256_mode_of_jwt_jwks(bytes: &[u8]) -> Option<LegacyHs256> {
+    let jwks: Value = serde_json::from_slice(bytes).ok()?;
+    let keys = jwks.get("keys")?.as_array()?;
+    Some(if keys.iter().any(|k| k["kty"] == "oct") {
+        LegacyHs256::Accept
+    } else {
+        LegacyHs256::Reject
+    })
+}
+
+/// What a state of schema 2 or older does not record, asked of whoever reads it: the HS256
+/// mode its directory's files show (`None` when they show none: then accept, the default of
+/// those versions).
+pub type Hs256InFiles<'a> = &'a dyn Fn() -> Option<LegacyHs256>;
 
 /// Short fingerprints of the legacy inputs, to tell an operator what changed since the last
 /// run without ever logging the values.
@@ -148,6 +189,7 @@ pub struct State {
     /// rejected: tokens signed with `JWT_SECRET` then verify nowhere, while what those
     /// services sign for themselves (Storage's signed URLs) keeps working.
     pub internal_jwt_secret: Secret,
+    pub legacy_hs256: Hs256,
     pub minted: Minted,
     pub inputs: Fingerprints,
 }
@@ -176,6 +218,7 @@ struct StateFile {
     publishable_key: String,
     secret_key: String,
     internal_jwt_secret: String,
+    legacy_hs256: Hs256,
     minted: Minted,
     inputs: Fingerprints,
 }
@@ -199,6 +242,15 @@ pub enum Change {
         why: Renewal,
         old: Minted,
         new: Minted,
+    },
+    /// Legacy HS256 is retired, as the setting (named) asks.
+    Hs256Rejected {
+        origin: String,
+    },
+    /// Legacy HS256 is accepted again, as the setting (named) asks, after it was retired.
+    Hs256Accepted {
+        origin: String,
+        rejected_since: Option<i64>,
     },
 }
 
@@ -329,7 +381,7 @@ impl State {
     /// Parses and validates `state.json`, migrating an older schema forward in memory (the
     /// next write stores the current schema). Anything unexpected is an error: the state is
     /// the only copy of the private key, so it is reported, never repaired by guessing.
-    pub fn parse(bytes: &[u8], path: &Path) -> Result<State> {
+    pub fn parse(bytes: &[u8], path: &Path, hs256_in_files: Hs256InFiles) -> Result<State> {
         let mut value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::state(path, format!("not valid JSON ({e})")))?;
         let version = value.get("version").and_then(Value::as_u64);
@@ -349,7 +401,7 @@ impl State {
             }
             Some(v) if v >= OLDEST_VERSION => {
                 if v < VERSION {
-                    migrate(&mut value, v).map_err(|p| Error::state(path, p))?;
+                    migrate(&mut value, v, hs256_in_files).map_err(|p| Error::state(path, p))?;
                     tracing::info!(
                         from = v,
                         to = VERSION,
@@ -429,6 +481,16 @@ impl State {
         if !is_internal_secret(&file.internal_jwt_secret) {
             return Err(Error::state(path, "internal_jwt_secret is malformed"));
         }
+        if file
+            .legacy_hs256
+            .changed_at
+            .is_some_and(|t| !(0..=MAX_TIME).contains(&t))
+        {
+            return Err(Error::state(
+                path,
+                "legacy_hs256.changed_at is not a time between 1970 and 9999",
+            ));
+        }
         if file.minted.exp <= file.minted.iat {
             return Err(Error::state(path, "minted.exp is not after minted.iat"));
         }
@@ -464,9 +526,38 @@ impl State {
             publishable_key: Secret::new(file.publishable_key),
             secret_key: Secret::new(file.secret_key),
             internal_jwt_secret: Secret::new(file.internal_jwt_secret),
+            legacy_hs256: file.legacy_hs256,
             minted: file.minted,
             inputs: file.inputs,
         })
+    }
+
+    /// The latest time this state records that lies ahead of `now` (beyond the leeway
+    /// verifiers allow), with what it is: a run whose clock was ahead wrote it, or this
+    /// clock is behind. Only minted tokens are re-minted for it; the other times are the
+    /// history of the keys and stay.
+    pub fn recorded_after(&self, now: i64) -> Option<(String, i64)> {
+        let keys = self.keys.iter().flat_map(|k| {
+            [
+                (format!("key {} was created", k.kid), k.created_at),
+                (
+                    format!("key {} became {}", k.kid, k.status.as_str()),
+                    k.changed_at,
+                ),
+            ]
+        });
+        let hs256 = self.legacy_hs256.changed_at.map(|t| {
+            let mode = match self.legacy_hs256.mode {
+                LegacyHs256::Accept => "accepted",
+                LegacyHs256::Reject => "rejected",
+            };
+            (format!("legacy HS256 was {mode}"), t)
+        });
+        let minted = ("the API tokens were minted".to_owned(), self.minted.iat);
+        keys.chain(hs256)
+            .chain([minted])
+            .filter(|(_, t)| *t > now + crate::jwt::IAT_LEEWAY_SECS)
+            .max_by_key(|(_, t)| *t)
     }
 
     /// The canonical bytes of `state.json` (pretty JSON, trailing newline).
@@ -489,6 +580,7 @@ impl State {
             publishable_key: self.publishable_key.expose().into(),
             secret_key: self.secret_key.expose().into(),
             internal_jwt_secret: self.internal_jwt_secret.expose().into(),
+            legacy_hs256: self.legacy_hs256,
             minted: self.minted,
             inputs: self.inputs.clone(),
         };
@@ -498,10 +590,29 @@ impl State {
     }
 }
 
+/// A clock that is obviously wrong is said: earlier than this supakeys' release, or earlier
+/// than a time the state records.
+pub fn warn_about_clock(now: i64, state: Option<&State>) {
+    if let Some(wrong) = crate::clock::before_release(now) {
+        tracing::warn!("{wrong}");
+    }
+    if let Some((what, at)) = state.and_then(|s| s.recorded_after(now)) {
+        tracing::warn!(
+            "state.json records that {what} at {}, after this clock ({}): a run had its clock ahead then, or this clock is behind now. Check the clock (NTP); supakeys re-mints API tokens issued in the future, the other times stay as recorded",
+            date(at),
+            date(now)
+        );
+    }
+}
+
 /// Schema migrations, one step per version: `from` is the version `value` has. Each step
 /// only adds or reshapes fields; validation happens after the last step, as for a file
 /// written in the current schema.
-fn migrate(value: &mut Value, from: u64) -> std::result::Result<(), String> {
+fn migrate(
+    value: &mut Value,
+    from: u64,
+    hs256_in_files: Hs256InFiles,
+) -> std::result::Result<(), String> {
     let object = value
         .as_object_mut()
         .ok_or("the top level is not a JSON object")?;
@@ -519,6 +630,22 @@ fn migrate(value: &mut Value, from: u64) -> std::result::Result<(), String> {
                     Value::String(secret.expose().into()),
                 );
                 object.insert("written_by".into(), Value::String("0.0.0".into()));
+            }
+            // 2 -> 3: the HS256 mode becomes a record of the state. Schema 2 kept none: the
+            // mode was the setting of each run, and the files of the last run show it. When
+            // it was set is not known.
+            2 => {
+                if object.contains_key("legacy_hs256") {
+                    return Err("schema 2 has no legacy_hs256".into());
+                }
+                let record = Hs256 {
+                    mode: hs256_in_files().unwrap_or(LegacyHs256::Accept),
+                    changed_at: None,
+                };
+                object.insert(
+                    "legacy_hs256".into(),
+                    serde_json::to_value(record).expect("serializes"),
+                );
             }
             _ => unreachable!("every version below VERSION has a migration step"),
         }
@@ -694,6 +821,24 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                 }
                 _ => previous.minted,
             };
+            let legacy_hs256 = match &config.legacy_hs256 {
+                Some((mode, origin)) if *mode != previous.legacy_hs256.mode => {
+                    changes.push(match mode {
+                        LegacyHs256::Reject => Change::Hs256Rejected {
+                            origin: origin.clone(),
+                        },
+                        LegacyHs256::Accept => Change::Hs256Accepted {
+                            origin: origin.clone(),
+                            rejected_since: previous.legacy_hs256.changed_at,
+                        },
+                    });
+                    Hs256 {
+                        mode: *mode,
+                        changed_at: Some(config.now),
+                    }
+                }
+                _ => previous.legacy_hs256,
+            };
             State {
                 publishable_key: opaque_key(
                     Kind::Publishable,
@@ -709,6 +854,7 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                 )?,
                 keys: previous.keys,
                 internal_jwt_secret: previous.internal_jwt_secret,
+                legacy_hs256,
                 minted,
                 inputs,
             }
@@ -735,6 +881,11 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                     key
                 }
             };
+            if let Some((LegacyHs256::Reject, origin)) = &config.legacy_hs256 {
+                changes.push(Change::Hs256Rejected {
+                    origin: origin.clone(),
+                });
+            }
             State {
                 keys: vec![StoredKey::new(key, Status::Current, config.now)],
                 publishable_key: opaque_key(
@@ -745,6 +896,13 @@ pub fn reconcile(previous: Option<State>, config: &Config) -> Result<(State, Vec
                 )?,
                 secret_key: opaque_key(Kind::Secret, &config.secret_key, None, &mut changes)?,
                 internal_jwt_secret: new_internal_secret()?,
+                legacy_hs256: Hs256 {
+                    mode: match &config.legacy_hs256 {
+                        Some((mode, _)) => *mode,
+                        None => LegacyHs256::Accept,
+                    },
+                    changed_at: Some(config.now),
+                },
                 minted: Minted::new(config.now, config.token_ttl),
                 inputs,
             }

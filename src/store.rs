@@ -18,6 +18,7 @@
 //! mode or owner are wrong is replaced by a staged copy, so every `fchmod`/`fchown` happens
 //! before the first rename and a failure leaves the directory as it was.
 
+use crate::config::LegacyHs256;
 use crate::error::{Error, Result};
 use crate::input::{Kind, read_bounded};
 use crate::render::PlannedFile;
@@ -243,8 +244,19 @@ impl Dir {
                     limit >> 10
                 ),
             )),
-            other => other?.map(|bytes| State::parse(&bytes, &path)).transpose(),
+            other => other?
+                .map(|bytes| State::parse(&bytes, &path, &|| self.hs256_in_files()))
+                .transpose(),
         }
+    }
+
+    /// What an older `state.json` of this directory does not record (see
+    /// [`state::Hs256InFiles`]): the HS256 mode its `jwt_jwks.json` shows.
+    fn hs256_in_files(&self) -> Option<LegacyHs256> {
+        self.read("jwt_jwks.json", MAX_MANAGED_BYTES)
+            .ok()
+            .flatten()
+            .and_then(|bytes| state::hs256_mode_of_jwt_jwks(&bytes))
     }
 
     /// Reads a managed file whose bytes go to the output (`print-env`): like [`Dir::read`],

@@ -338,7 +338,7 @@ const CASES: &[Case] = &[
         name: "malformed env file",
         initialised: false,
         code: 2,
-        message: ".env:2: no '=' on this line",
+        message: ".env:2: the variable name contains a space",
         prepare: |t| {
             let path = t.scratch().join(".env");
             std::fs::write(&path, "A=1\nthis is not a variable\n").unwrap();
@@ -384,7 +384,7 @@ const CASES: &[Case] = &[
         message: "It was written by supakeys 9.1.0: use that version or a newer one",
         prepare: |t| {
             t.edit_state(|s| {
-                s["version"] = json!(3);
+                s["version"] = json!(4);
                 s["written_by"] = json!("9.1.0");
             })
         },

@@ -170,7 +170,8 @@ fn state_schema_1_migrates_forward() {
     out.success();
     assert!(out.stderr.contains("older schema"), "{}", out.stderr);
     let new = t.json("state.json");
-    assert_eq!(new["version"], 2);
+    assert_eq!(new["version"], 3);
+    assert_eq!(new["legacy_hs256"]["mode"], "accept");
     assert_eq!(new["written_by"], env!("CARGO_PKG_VERSION"));
     assert_eq!(new["keys"], old["keys"]);
     for field in ["publishable_key", "secret_key", "minted", "inputs"] {

@@ -3,11 +3,14 @@
 mod support;
 
 mod doctor;
+mod dotenv_compose;
 mod errors;
+mod future;
 mod hardening;
 mod init;
 mod kong_template;
 mod kubernetes;
 mod lifecycle;
 mod properties;
+mod retirement;
 mod stack;

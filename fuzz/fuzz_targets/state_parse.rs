@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = supakeys::state::State::parse(data, std::path::Path::new("state.json"));
+    let _ = supakeys::state::State::parse(data, std::path::Path::new("state.json"), &|| None);
 });

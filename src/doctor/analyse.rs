@@ -23,6 +23,11 @@ use crate::http::{HttpError, Response};
 use crate::state::Status;
 use serde_json::Value;
 
+/// The end of the cause of a service that never read its file, and the start of its fix
+/// (other stores translate both: [`crate::store::Store::translate`]).
+pub const WITHOUT_LAYER: &str = "its container was made without the supakeys compose layer";
+pub const LAYER_FIX: &str = "name the layer in every compose command";
+
 /// What the keys directory says about one key.
 #[derive(Clone, Debug)]
 pub struct KeyFact {
@@ -98,6 +103,34 @@ impl Context<'_> {
 
     fn path(&self, file: &str) -> String {
         format!("{}/{file}", self.dir.trim_end_matches('/'))
+    }
+
+    /// The cause for a service that never read its file of the keys directory: `what` says
+    /// how that shows (a variable it runs without). With the layer, every start reads the
+    /// file (the layer's entrypoint, `--config` or `@file`), and every version of the file
+    /// sets that variable: only a container made from a project without the layer lacks it.
+    fn without_layer(&self, service: Service, what: &str) -> String {
+        format!(
+            "{} {what}, so it never loaded {}: {WITHOUT_LAYER}",
+            service.name(),
+            self.path(service.file())
+        )
+    }
+
+    /// How to make the containers with the layer. podman-compose reads COMPOSE_FILE from
+    /// its process environment only, never from `.env` (podman_compose.py
+    /// `_parse_compose_file`, 1.6.0): upstream's way of naming the files in `.env` then
+    /// leaves the layer out without a word.
+    fn layer_fix(&self) -> String {
+        let files = match self.gateway {
+            Gateway::Kong => {
+                "docker-compose.yml:docker-compose.kong.yml:docker-compose.supakeys.yml"
+            }
+            _ => "docker-compose.yml:docker-compose.supakeys.yml",
+        };
+        format!(
+            "{LAYER_FIX}, then `up -d`: Docker Compose reads COMPOSE_FILE={files} from .env; podman-compose does not (`export COMPOSE_FILE={files}`, or one -f per file)"
+        )
     }
 
     /// The file the gateway reads its keys from.
@@ -556,11 +589,14 @@ pub fn verifier(
                 match reason {
                     Reason::AlgNotAllowed => fail(
                         problem,
-                        format!(
-                            "{svc} accepts no {} token at all: it runs without JWT_JWKS, so it did not load {path}",
-                            key.alg
+                        cx.without_layer(
+                            service,
+                            &format!(
+                                "accepts no {} token at all: it runs without JWT_JWKS",
+                                key.alg
+                            ),
                         ),
-                        fix,
+                        cx.layer_fix(),
                     ),
                     Reason::Signature => fail(
                         problem,
@@ -993,6 +1029,15 @@ pub fn jwks(cx: &Context<'_>, result: &Result<Response, HttpError>) -> (Line, bo
                                 "GoTrue never publishes private or symmetric keys: something else answers this route".to_owned(),
                                 "check the gateway's route for /auth/v1/.well-known/jwks.json; treat the published keys as leaked (`supakeys keys rotate --now`, then `keys revoke`)".to_owned(),
                             )
+                        } else if served.is_empty() {
+                            // Every auth.env holds the current key: none at all means none was read.
+                            (
+                                cx.without_layer(
+                                    Service::Auth,
+                                    "publishes no key: it runs without GOTRUE_JWT_KEYS",
+                                ),
+                                cx.layer_fix(),
+                            )
                         } else {
                             (
                                 format!(
@@ -1164,8 +1209,8 @@ fn judge_token(cx: &Context<'_>, token: &str, source: &str) -> Outcome {
             format!(
                 "auth signed {source} with {alg} (the legacy JWT_SECRET), not with the current key"
             ),
-            format!("auth runs without GOTRUE_JWT_KEYS: it did not load {auth_env}"),
-            restart,
+            cx.without_layer(Service::Auth, "runs without GOTRUE_JWT_KEYS"),
+            cx.layer_fix(),
         );
     }
     let Some(kid) = kid else {

@@ -90,7 +90,10 @@ def check_oct(jwk: dict, what: str, inputs: Inputs) -> None:
 
 def check_state(d: KeysDir, inputs: Inputs) -> None:
     s = d.state()
-    expect(s.get("version") == 2, "state.json: version is not 2")
+    expect(s.get("version") == 3, "state.json: version is not 3")
+    record = s.get("legacy_hs256") or {}
+    expect(record.get("mode") == ("accept" if inputs.hs256 else "reject"),
+           f"state.json: legacy_hs256.mode {record.get('mode')!r} and SUPAKEYS_LEGACY_HS256 disagree")
     keys = s.get("keys")
     expect(isinstance(keys, list) and keys, "state.json: keys missing or empty")
     key = d.current_key()

@@ -213,7 +213,8 @@ fn setup() -> (Test, Stack) {
     test.run().success();
     let state = test.read("state.json");
     let state =
-        supakeys::state::State::parse(state.as_bytes(), &test.dir.join("state.json")).unwrap();
+        supakeys::state::State::parse(state.as_bytes(), &test.dir.join("state.json"), &|| None)
+            .unwrap();
     let now = crate::support::now();
     let claims = json!({"sub":"5c5f3f4e-1d2b-4c57-9a8e-0d1e2f3a4b5c","role":"authenticated","iat":now,"exp":now+3600});
     let sign_in_token = supakeys::jwt::sign(

@@ -69,7 +69,8 @@ def waits_for_supakeys(name, s, restart=True):
         problem(f"{name} is not restarted when up recreates supakeys (depends_on restart: true)")
 
 
-def check_job(services, settings, issuer_from):
+def check_job(services, settings, issuer_from, relabel=True):
+    """The job's wiring; `relabel`: the template mount must carry SELinux's `z` (the layers)."""
     sk = services.get("supakeys")
     if sk is None:
         problem("no supakeys service")
@@ -93,6 +94,12 @@ def check_job(services, settings, issuer_from):
     if not template or not mounted or not mounted[0].get("read_only") \
             or not str(mounted[0].get("source", "")).endswith("volumes/api/kong.yml"):
         problem("supakeys does not render kong.yml from upstream's volumes/api/kong.yml, mounted read-only")
+    elif relabel:
+        # SELinux hosts need the relabel, and Compose v2 sends it only through the bind API
+        # (create_host_path), not the Mount API (docker/compose pkg/compose/create.go).
+        bind = mounted[0].get("bind") or {}
+        if bind.get("selinux") != "z" or not bind.get("create_host_path"):
+            problem(f"the kong template mount is not relabelled for SELinux through the bind API: bind {bind}")
     elif (mounted[0].get("bind") or {}).get("create_host_path"):
         problem("the kong template mount would create a directory when the file is missing")
 
@@ -158,12 +165,25 @@ def check_gateway(services, kong):
         problem("api-gw lost upstream's Envoy entrypoint mount")
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads compose's merge tags (`!override`, `!reset`) as
+    the plain value they carry."""
+
+
+for _tag in ("!override", "!reset"):
+    ComposeLoader.add_constructor(
+        _tag,
+        lambda loader, node: loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node) if isinstance(node, yaml.MappingNode)
+        else loader.construct_scalar(node))
+
+
 def check_raw_layer(path):
     """Facts about the layer file itself, which `config` does not show."""
     text = open(path, encoding="utf-8").read()
     if not re.search(r"image: \$\{SUPAKEYS_IMAGE:-ghcr\.io/supakeys/supakeys:[0-9]", text):
         problem("the supakeys image does not default to ghcr.io/supakeys/supakeys (SUPAKEYS_IMAGE overrides)")
-    doc = yaml.safe_load(text)
+    doc = yaml.load(text, Loader=ComposeLoader)
     for name, s in (doc.get("services") or {}).items():
         if name != "supakeys" and "image" in s:
             problem(f"the layer sets an image for upstream's {name}")
@@ -201,7 +221,7 @@ if mode in ("layer", "kong-era"):
 elif mode == "dokploy":
     doc = load(sys.argv[2])
     services = doc.get("services") or {}
-    check_job(services, settings_of(sys.argv[3]), None)
+    check_job(services, settings_of(sys.argv[3]), None, relabel=False)
     # Dokploy's template rules: no container_name, no explicit networks, no host ports.
     if "networks" in doc:
         problem("top-level networks")

@@ -103,12 +103,13 @@ def check_crashed_run(t, where, res, how, d, secrets):
     t.check(not problems, f"{where}: no partial file visible", "; ".join(problems))
 
 
-def scenario(t, work, name, initial_env, crash_env, owner=None):
-    """Crash every reachable point of a run of `crash_env` on the directory `initial_env` left.
-    With `owner`, the directory belongs to that uid (root runs then fchown every file)."""
+def scenario(t, work, name, initial_env, crash_env, owner=None, seed=None):
+    """Crash every reachable point of a run of `crash_env` on the directory `initial_env` left
+    (or holding the files of the directory `seed`). With `owner`, the directory belongs to that
+    uid (root runs then fchown every file)."""
     base = os.path.join(work, f"{name}-initial")
-    copy_dir(None, base, owner)
-    committed = None
+    copy_dir(seed, base, owner)
+    committed = keypair(base) if seed else None
     if initial_env is not None:
         e = dict(initial_env, SUPAKEYS_DIR=base)
         r = run(e)
@@ -118,8 +119,12 @@ def scenario(t, work, name, initial_env, crash_env, owner=None):
     ref = os.path.join(work, f"{name}-ref")
     copy_dir(base, ref, owner)
     counts = count_calls(dict(crash_env, SUPAKEYS_DIR=ref), ref)
+    if seed:
+        with open(os.path.join(ref, "jwt_jwks.json")) as f:
+            kinds = [k.get("kty") for k in json.load(f)["keys"]]
+        t.check("oct" not in kinds, f"crash[{name}]: the upgrade keeps HS256 retired", str(kinds))
     old = file_hashes(base)
-    new = file_hashes(ref) if initial_env is not None else None
+    new = file_hashes(ref) if initial_env is not None or seed else None
     tried = 0
     d = os.path.join(work, f"{name}-crash")
     points = [(s, n, "kill") for s in KILL_SYSCALLS for n in range(1, counts.get(s, 0) + 1)]
@@ -434,15 +439,20 @@ def main(t, work):
     changed_legacy = dict(plain, ANON_KEY=legacy_key("anon", exp_in=9 * 365 * 86400),
                           SERVICE_ROLE_KEY=legacy_key("service_role", exp_in=9 * 365 * 86400))
     total = 0
-    for name, initial, crash in [
-        ("first-run", None, plain),
-        ("jwt-secret-changed", plain, dict(plain, JWT_SECRET=SECRET_B)),
-        ("legacy-keys-changed", with_legacy, changed_legacy),
+    # A directory supakeys 0.1.0 left with HS256 retired (state schema 2: the files are the only
+    # record of the mode), upgraded by a run without SUPAKEYS_LEGACY_HS256 (issue 16, class 7).
+    v2 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "state-v2-reject")
+    v2_env = dict(plain, JWT_SECRET="your-super-secret-jwt-token-with-at-least-32-characters-long")
+    for name, initial, crash, seed in [
+        ("first-run", None, plain, None),
+        ("jwt-secret-changed", plain, dict(plain, JWT_SECRET=SECRET_B), None),
+        ("legacy-keys-changed", with_legacy, changed_legacy, None),
         # A directory of uid 1000 (the image's volume): a root run gives every file to it.
-        ("first-run-uid-1000-directory", None, plain),
+        ("first-run-uid-1000-directory", None, plain, None),
+        ("upgrade-from-schema-2-hs256-retired", None, v2_env, v2),
     ]:
         owner = 1000 if "uid-1000" in name else None
-        tried, counts = scenario(t, work, name, initial, crash, owner)
+        tried, counts = scenario(t, work, name, initial, crash, owner, seed)
         print(f"crash[{name}]: {tried} crash/fault points (syscalls per run: {counts})", flush=True)
         total += tried
     standby, rotate = ["keys", "standby"], ["keys", "rotate"]

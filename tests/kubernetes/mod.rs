@@ -960,7 +960,8 @@ fn doctor_reads_the_secrets_and_checks_the_stack() {
     succeeds(&test.run());
     let state_text = cluster.value("supakeys-state", "state.json");
     let state =
-        supakeys::state::State::parse(state_text.as_bytes(), Path::new("state.json")).unwrap();
+        supakeys::state::State::parse(state_text.as_bytes(), Path::new("state.json"), &|| None)
+            .unwrap();
     let now = crate::support::now();
     let claims = json!({"sub":"5c5f3f4e-1d2b-4c57-9a8e-0d1e2f3a4b5c","role":"authenticated","iat":now,"exp":now+3600});
     let var = |name: &str| cluster.value("supakeys-files", &format!("gateway.{name}"));

@@ -159,12 +159,11 @@ fn storage_answers() {
         400,
         json!({"statusCode":"403","code":"AccessDenied","error":"Unauthorized","message":"\"alg\" (Algorithm) Header Parameter value not allowed"}),
     );
-    let (_, cause, fix) = failure(&verifier(&cx, Service::Storage, standby, &no_jwks));
-    assert_eq!(
-        cause,
-        "storage accepts no ES256 token at all: it runs without JWT_JWKS, so it did not load /keys/storage.env"
+    let (_, cause, _) = failure(&verifier(&cx, Service::Storage, standby, &no_jwks));
+    assert!(
+        cause.starts_with("storage accepts no ES256 token at all: it runs without JWT_JWKS"),
+        "{cause}"
     );
-    assert_eq!(fix, "docker compose restart storage");
     // An older JWT_JWKS: the kid is unknown, jose gets the secret's bytes.
     let old = from_service(
         400,
@@ -333,6 +332,64 @@ fn jwks_matches_or_names_the_difference() {
     // The gateway wants an apikey for the JWKS.
     let (line, _) = jwks(&cx, &from_envoy(401, "Unauthorized"));
     assert!(failure(&line).1.contains("no open route for the JWKS"));
+}
+
+// Regression: podman-compose reads COMPOSE_FILE from the shell only, never from .env, so a
+// project set up as for Docker Compose made every container without the layer, and doctor
+// told the operator to restart services that no restart could fix. A service that runs
+// without the variable every version of its file sets never read the file: the cause names
+// the missing layer, the fix says how each tool is given it.
+#[test]
+fn services_made_without_the_layer() {
+    let k = keys();
+    let cx = cx(&k.facts, LegacyHs256::Accept);
+    let podman = "podman-compose does not (`export COMPOSE_FILE=docker-compose.yml:docker-compose.supakeys.yml`, or one -f per file)";
+    let made_without = "its container was made without the supakeys compose layer";
+    // GoTrue without GOTRUE_JWT_KEYS publishes no key and signs with JWT_SECRET.
+    let (line, _) = jwks(&cx, &from_service(200, json!({"keys": []})));
+    let (_, cause, fix) = failure(&line);
+    assert_eq!(
+        cause,
+        format!(
+            "auth publishes no key: it runs without GOTRUE_JWT_KEYS, so it never loaded /keys/auth.env: {made_without}"
+        )
+    );
+    assert!(fix.ends_with(podman), "{fix}");
+    let hs = crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30");
+    let (_, cause, fix) = failure(&signing_key(&cx, Evidence::Given(hs.expose())));
+    assert_eq!(
+        cause,
+        format!(
+            "auth runs without GOTRUE_JWT_KEYS, so it never loaded /keys/auth.env: {made_without}"
+        )
+    );
+    assert!(fix.starts_with("name the layer in every compose command, then `up -d`: Docker Compose reads COMPOSE_FILE=docker-compose.yml:docker-compose.supakeys.yml from .env; "), "{fix}");
+    // Storage without JWT_JWKS allows no ES256 token at all.
+    let no_jwks = from_service(
+        400,
+        json!({"statusCode":"403","code":"AccessDenied","error":"Unauthorized","message":"\"alg\" (Algorithm) Header Parameter value not allowed"}),
+    );
+    let (_, cause, fix) = failure(&verifier(&cx, Service::Storage, &k.facts[0], &no_jwks));
+    assert_eq!(
+        cause,
+        format!(
+            "storage accepts no ES256 token at all: it runs without JWT_JWKS, so it never loaded /keys/storage.env: {made_without}"
+        )
+    );
+    assert!(fix.ends_with(podman), "{fix}");
+    // With Kong, the layer comes after upstream's Kong file.
+    let kong = Context {
+        gateway: Gateway::Kong,
+        ..cx
+    };
+    let (_, _, fix) = failure(&signing_key(&kong, Evidence::Given(hs.expose())));
+    assert!(
+        fix.contains("`export COMPOSE_FILE=docker-compose.yml:docker-compose.kong.yml:docker-compose.supakeys.yml`"),
+        "{fix}"
+    );
+    // A key set that is only older is still a restart away.
+    let (line, _) = jwks(&cx, &jwks_of(&[&k.current, &k.previous]));
+    assert_eq!(failure(&line).2, "docker compose restart auth");
 }
 
 fn token(key: &SigningKey, iat: i64) -> String {
