@@ -252,7 +252,7 @@ pub struct Settings {
         value_name = "MODE"
     )]
     pub legacy_hs256: Option<OsString>,
-    /// A kong.yml template with $NAME placeholders [default: the built-in template].
+    /// A kong.yml template with $NAME placeholders [default: none, no kong.yml].
     #[arg(
         long,
         global = true,
@@ -260,6 +260,10 @@ pub struct Settings {
         value_name = "PATH"
     )]
     pub kong_template: Option<OsString>,
+    /// Comma-separated names of variables the kong template takes from Kong's environment
+    /// (e.g. Coolify's KONG_STORAGE_CONNECT_TIMEOUT); supakeys fills them in from its own.
+    #[arg(long, global = true, env = "SUPAKEYS_KONG_ENV", value_name = "NAMES")]
+    pub kong_env: Option<OsString>,
     /// Lifetime of newly minted API tokens: seconds, or a number with s, m, h, d or y [default: 5y].
     #[arg(
         long,

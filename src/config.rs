@@ -5,12 +5,12 @@ use crate::cli::Settings;
 use crate::envfile::{DotEnv, Lookup};
 use crate::error::{Error, Result, stray_whitespace};
 use crate::jwk::{KeySpec, Kid, RSA_BITS, SigningKey};
-use crate::kong::Template;
+use crate::kong::{KongEnv, PLACEHOLDERS, Template};
 use crate::legacy::{self, Legacy};
 use crate::opaque::{self, Kind};
 use crate::secret::Secret;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -127,7 +127,7 @@ const fn def(env: &'static str, flag: &'static str, id: &'static str) -> Def {
     Def { env, flag, id }
 }
 
-const SETTINGS: [Def; 20] = [
+const SETTINGS: [Def; 21] = [
     def("SUPAKEYS_ENV_FILE", "--env-file", "env_file"),
     def("SUPAKEYS_DIR", "--dir", "dir"),
     def("SUPAKEYS_STORE", "--store", "store"),
@@ -166,6 +166,7 @@ const SETTINGS: [Def; 20] = [
     ),
     def("SUPAKEYS_LEGACY_HS256", "--legacy-hs256", "legacy_hs256"),
     def("SUPAKEYS_KONG_TEMPLATE", "--kong-template", "kong_template"),
+    def("SUPAKEYS_KONG_ENV", "--kong-env", "kong_env"),
     def("SUPAKEYS_TOKEN_TTL", "--token-ttl", "token_ttl"),
     def("SUPAKEYS_LOCK_TIMEOUT", "--lock-timeout", "lock_timeout"),
     def("SUPAKEYS_LOG_FORMAT", "--log-format", "log_format"),
@@ -194,6 +195,7 @@ fn field<'a>(settings: &'a Settings, id: &str) -> &'a Option<OsString> {
         "legacy_api_keys" => &settings.legacy_api_keys,
         "legacy_hs256" => &settings.legacy_hs256,
         "kong_template" => &settings.kong_template,
+        "kong_env" => &settings.kong_env,
         "token_ttl" => &settings.token_ttl,
         "lock_timeout" => &settings.lock_timeout,
         "log_format" => &settings.log_format,
@@ -264,6 +266,10 @@ const MAX_TOKEN_BYTES: usize = 16 << 10;
 const MAX_JWT_KEYS_BYTES: usize = 64 << 10;
 const MAX_ISSUER_BYTES: usize = 2048;
 const MAX_DASHBOARD_BYTES: usize = 1024;
+/// `SUPAKEYS_KONG_ENV`: a handful of Kong settings (Coolify's template uses five).
+const MAX_KONG_ENV_NAMES: usize = 32;
+const MAX_KONG_ENV_NAME_BYTES: usize = 128;
+const MAX_KONG_ENV_VALUE_BYTES: usize = 1024;
 
 /// Flags and environment, plus the env file: the raw material of a [`Config`], every value
 /// already decoded (a value that is not UTF-8 is an error naming its flag or variable).
@@ -274,6 +280,8 @@ pub struct Inputs {
     values: HashMap<&'static str, Option<Given>>,
     /// Warnings found before logging was set up (the env file is read first).
     notes: Vec<String>,
+    /// The variables `SUPAKEYS_KONG_ENV` names, each with its value if it has one.
+    kong_env: BTreeMap<String, Option<String>>,
 }
 
 /// The process environment as `${NAME}` in the env file sees it.
@@ -340,6 +348,7 @@ impl Inputs {
             }
         }
         let mut notes = Vec::new();
+        let mut env_file = None;
         if let Some(Some(given)) = values.get("SUPAKEYS_ENV_FILE") {
             check_path(given)?;
             let path = PathBuf::from(given.value.expose());
@@ -386,6 +395,7 @@ impl Inputs {
                     );
                 }
             }
+            env_file = Some((file, path));
         }
         for name in [
             "SUPAKEYS_DIR",
@@ -396,7 +406,37 @@ impl Inputs {
                 check_path(given)?;
             }
         }
-        Ok(Inputs { values, notes })
+        let mut kong_env = BTreeMap::new();
+        if let Some(Some(given)) = values.get("SUPAKEYS_KONG_ENV") {
+            for name in kong_env_names(given)? {
+                let value = match std::env::var_os(&name) {
+                    Some(raw) => Some((
+                        raw.into_string().map_err(|_| {
+                            Error::invalid(
+                                name.clone(),
+                                "is not valid UTF-8",
+                                "Give it as UTF-8 text.",
+                            )
+                        })?,
+                        name.clone(),
+                    )),
+                    None => env_file.as_ref().and_then(|(file, path)| {
+                        let v = file.get(&name)?;
+                        Some((v.to_owned(), format!("{name} (in {})", path.display())))
+                    }),
+                };
+                let value = value.filter(|(v, _)| !v.is_empty());
+                if let Some((v, origin)) = &value {
+                    check_kong_env_value(origin, v)?;
+                }
+                kong_env.insert(name, value.map(|(v, _)| v));
+            }
+        }
+        Ok(Inputs {
+            values,
+            notes,
+            kong_env,
+        })
     }
 
     /// Warnings found while loading, to log once logging is set up.
@@ -850,7 +890,7 @@ impl Inputs {
                 "is not valid UTF-8 (line {line}); save it as UTF-8"
             ))
         })?;
-        Template::parse(path, &text)
+        Template::parse_with(path, &text, &KongEnv::new(self.kong_env.clone()))
     }
 
     /// `JWT_ISSUER` ends up in a Kong route path and in GoTrue's metadata: an http(s) URL
@@ -959,6 +999,73 @@ fn check_path(given: &Given) -> Result<()> {
         given.origin.describe(),
         problem,
         "Give a plain path.",
+    ))
+}
+
+/// The names of `SUPAKEYS_KONG_ENV`: comma-separated variable names, none of them one that
+/// supakeys reads or fills in itself (a secret would land in the world-readable kong.yml).
+fn kong_env_names(given: &Given) -> Result<Vec<String>> {
+    const FIX: &str = "List the variables your kong template takes from Kong's environment, comma-separated, e.g. KONG_STORAGE_CONNECT_TIMEOUT,KONG_STORAGE_READ_TIMEOUT; or unset it.";
+    let bad = |problem: String| Error::invalid(given.origin.describe(), problem, FIX);
+    let mut names = Vec::new();
+    for name in given.value.expose().split(',').map(str::trim) {
+        let valid = name.len() <= MAX_KONG_ENV_NAME_BYTES
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if name.is_empty() {
+            return Err(bad(
+                "has an empty name (two commas in a row, or one at an end)".into(),
+            ));
+        }
+        if !valid {
+            return Err(bad(format!(
+                "names \"{}\", which is not a variable name (letters, digits and _, not starting with a digit, at most {MAX_KONG_ENV_NAME_BYTES} bytes)",
+                name.escape_debug()
+            )));
+        }
+        if PLACEHOLDERS.contains(&name) {
+            return Err(bad(format!(
+                "names {name}, a placeholder supakeys fills in itself; remove it from the list"
+            )));
+        }
+        if name.starts_with("SUPAKEYS_")
+            || SECRETS.contains(&name)
+            || SETTINGS.iter().any(|d| d.env == name)
+        {
+            return Err(bad(format!(
+                "names {name}, a variable supakeys reads itself; it cannot be a Kong setting too (and a secret must not go into kong.yml, which every service reads)"
+            )));
+        }
+        names.push(name.to_owned());
+    }
+    if names.len() > MAX_KONG_ENV_NAMES {
+        return Err(bad(format!(
+            "names {} variables; at most {MAX_KONG_ENV_NAMES} are supported",
+            names.len()
+        )));
+    }
+    Ok(names)
+}
+
+/// A value filled into kong.yml for `SUPAKEYS_KONG_ENV`: bounded, one line, and without
+/// `$` (supakeys would take it for a placeholder of its own).
+fn check_kong_env_value(origin: &str, value: &str) -> Result<()> {
+    let problem = if value.len() > MAX_KONG_ENV_VALUE_BYTES {
+        format!("is longer than {MAX_KONG_ENV_VALUE_BYTES} bytes")
+    } else if value.chars().any(char::is_control) {
+        "contains a control character (a newline or tab?)".to_owned()
+    } else if value.contains('$') {
+        "contains '$', which supakeys would read as a placeholder in kong.yml".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        origin.to_owned(),
+        problem,
+        "Give the plain value Kong should get (a number, true or false, a word), or unset it.",
     ))
 }
 

@@ -5,7 +5,7 @@
 //! neither break the file nor inject YAML, unlike upstream's textual substitution.
 
 use crate::error::{Error, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The largest kong.yml supakeys writes: placeholders (the Lua expressions are 1.5 KiB
@@ -30,6 +30,40 @@ pub const PLACEHOLDERS: [&str; 12] = [
     "LUA_FUNCTIONS_EXPR",
     "WELL_KNOWN_OAUTH_PATH",
 ];
+
+/// Variables of Kong's own environment that a template may use next to supakeys'
+/// placeholders (`SUPAKEYS_KONG_ENV`): Coolify's kong.yml takes Storage's timeouts from
+/// `$KONG_STORAGE_CONNECT_TIMEOUT` and the like, which its Kong entrypoint filled in from
+/// Kong's environment. supakeys fills them from its own; a name without a value is listed
+/// but unset.
+#[derive(Debug, Default)]
+pub struct KongEnv {
+    vars: BTreeMap<String, Option<String>>,
+}
+
+impl KongEnv {
+    pub fn new(vars: BTreeMap<String, Option<String>>) -> KongEnv {
+        KongEnv { vars }
+    }
+
+    /// `text` with every listed variable that has a value filled in, or `None` when it
+    /// names none. One pass: a filled-in value is not searched for placeholders again.
+    fn fill(&self, text: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut last = 0;
+        placeholders(text, |start, end| {
+            if let Some(Some(value)) = self.vars.get(&text[start + 1..end]) {
+                out.push_str(&text[last..start]);
+                out.push_str(value);
+                last = end;
+            }
+        });
+        (last > 0).then(|| {
+            out.push_str(&text[last..]);
+            out
+        })
+    }
+}
 
 /// A parsed template whose placeholders are all known.
 #[derive(Debug)]
@@ -112,15 +146,23 @@ fn key(name: &str) -> Yaml {
 }
 
 impl Template {
-    /// Parses a template as Kong reads it (YAML 1.1: see [`crate::yaml::load`]) and checks
+    /// Parses a template as Kong reads it (YAML 1.1: see [`crate::yaml::load_filled`]) and checks
     /// its placeholders. A UTF-8 byte order mark at the start is skipped.
     pub fn parse(name: &str, text: &str) -> Result<Template> {
+        Template::parse_with(name, text, &KongEnv::default())
+    }
+
+    /// Parses like [`Template::parse`], filling in the variables of `env` first, as a
+    /// textual substitution before Kong read the file would: in a plain scalar the
+    /// result takes the type YAML 1.1 gives it (`connect_timeout: $T` with T=60 is a
+    /// number, as Kong's schema wants), in a quoted one it stays a string.
+    pub fn parse_with(name: &str, text: &str, env: &KongEnv) -> Result<Template> {
         let err = |problem: String| Error::KongTemplate {
             path: name.into(),
             problem,
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut docs = crate::yaml::load(text).map_err(|e| {
+        let mut docs = crate::yaml::load_filled(text, &|s| env.fill(s)).map_err(|e| {
             err(format!(
                 "line {}: {}; fix the file or unset SUPAKEYS_KONG_TEMPLATE",
                 e.line, e.problem
@@ -160,20 +202,28 @@ impl Template {
         }
         let mut used = BTreeSet::new();
         let mut unknown = BTreeSet::new();
+        let mut unset = BTreeSet::new();
         strings_mut(&mut root, &mut |s| {
             placeholders(s, |start, end| {
                 let name = &s[start + 1..end];
                 if PLACEHOLDERS.contains(&name) {
                     used.insert(name.to_owned());
+                } else if env.vars.contains_key(name) {
+                    unset.insert(name.to_owned());
                 } else {
                     unknown.insert(name.to_owned());
                 }
             });
         });
+        if let Some(name) = unset.first() {
+            return Err(err(format!(
+                "uses ${name}, named in SUPAKEYS_KONG_ENV, but {name} is not set; set it in supakeys' environment (Kong would otherwise read the literal text ${name})"
+            )));
+        }
         if !unknown.is_empty() {
             let names: Vec<_> = unknown.iter().map(|n| format!("${n}")).collect();
             return Err(err(format!(
-                "uses {} which supakeys has no value for (known: {}); remove or rename them",
+                "uses {} which supakeys has no value for (known: {}); remove or rename them, or, if your Kong entrypoint filled them in from Kong's environment, name them in SUPAKEYS_KONG_ENV and give supakeys their values",
                 names.join(", "),
                 PLACEHOLDERS.join(", ")
             )));

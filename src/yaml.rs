@@ -3,7 +3,7 @@
 //!
 //! Kong reads its config with lyaml, a YAML 1.1 loader: plain scalars such as `yes`, `off`,
 //! `0755` (octal), `1_000`, `0b1010`, `1:20` (sexagesimal) or `+.inf` are booleans and
-//! numbers there, `<<` merges mappings, and aliases share their anchor's node. [`load`]
+//! numbers there, `<<` merges mappings, and aliases share their anchor's node. [`load_filled`]
 //! gives every plain scalar the type lyaml gives it, expands aliases and merge keys (within
 //! a budget: a "billion laughs" template is refused, not expanded), and refuses what it
 //! cannot reproduce exactly (tags, duplicate keys, collections as keys, numbers too large
@@ -55,8 +55,15 @@ enum Frame {
     },
 }
 
-/// Loads every document of `text` as Kong's lyaml would see it.
-pub fn load(text: &str) -> Result<Vec<Yaml>, LoadError> {
+/// Loads every document of `text` as Kong's lyaml would see it, with `fill` applied first
+/// to the text of every scalar that is a value (never a mapping key): where it returns a
+/// new text, a plain scalar is typed from that text, as if the substitution had been made
+/// in the file before lyaml read it (`timeout: $T` with T=60 is the number 60), and a
+/// quoted one stays a string.
+pub fn load_filled(
+    text: &str,
+    fill: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Yaml>, LoadError> {
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
@@ -154,6 +161,12 @@ pub fn load(text: &str) -> Result<Vec<Yaml>, LoadError> {
                 _ => return Err(err(mark, "is not valid YAML (unbalanced mapping)".into())),
             },
             Event::Scalar(value, style, anchor, tag) => {
+                let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
+                let value = if is_key {
+                    value
+                } else {
+                    fill(&value).unwrap_or(value)
+                };
                 let node = read_scalar(&value, style, tag.as_ref()).map_err(|p| err(mark, p))?;
                 let built = Built {
                     node,

@@ -261,6 +261,52 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "SUPAKEYS_KONG_ENV names a secret",
+        initialised: false,
+        code: 2,
+        message: "SUPAKEYS_KONG_ENV: names JWT_SECRET, a variable supakeys reads itself",
+        prepare: |t| {
+            t.env("SUPAKEYS_KONG_ENV", "KONG_STORAGE_READ_TIMEOUT, JWT_SECRET");
+        },
+    },
+    Case {
+        name: "SUPAKEYS_KONG_ENV names a placeholder",
+        initialised: false,
+        code: 2,
+        message: "names DASHBOARD_PASSWORD, a placeholder supakeys fills in itself",
+        prepare: |t| {
+            t.env("SUPAKEYS_KONG_ENV", "DASHBOARD_PASSWORD");
+        },
+    },
+    Case {
+        name: "SUPAKEYS_KONG_ENV with an empty name",
+        initialised: false,
+        code: 2,
+        message: "SUPAKEYS_KONG_ENV: has an empty name",
+        prepare: |t| {
+            t.env("SUPAKEYS_KONG_ENV", "KONG_A,,KONG_B");
+        },
+    },
+    Case {
+        name: "SUPAKEYS_KONG_ENV with a bad name",
+        initialised: false,
+        code: 2,
+        message: "names \"9LIVES\", which is not a variable name",
+        prepare: |t| {
+            t.env("SUPAKEYS_KONG_ENV", "9LIVES");
+        },
+    },
+    Case {
+        name: "a SUPAKEYS_KONG_ENV value with $",
+        initialised: false,
+        code: 2,
+        message: "KONG_STORAGE_READ_TIMEOUT: contains '$'",
+        prepare: |t| {
+            t.env("SUPAKEYS_KONG_ENV", "KONG_STORAGE_READ_TIMEOUT")
+                .env("KONG_STORAGE_READ_TIMEOUT", "$SUPABASE_SECRET_KEY");
+        },
+    },
+    Case {
         name: "dashboard password unset",
         initialised: false,
         code: 2,

@@ -368,3 +368,34 @@ fn version_and_help() {
     help.success();
     assert!(help.stdout.contains("SUPAKEYS_DIR") && help.stdout.contains("Exit codes"));
 }
+
+/// Regression: Coolify's Supabase template (coollabsio/coolify templates/compose/supabase.yaml)
+/// puts `$KONG_STORAGE_*` placeholders into kong.yml, filled from Kong's environment by its
+/// entrypoint. supakeys refused the template (exit 2, unknown placeholder); with the names
+/// in SUPAKEYS_KONG_ENV it fills them from its own environment, typed as Kong reads them.
+#[test]
+fn kong_template_with_kong_environment_placeholders_renders() {
+    let mut t = Test::new();
+    let template = t.scratch().join("coolify-kong.yml");
+    std::fs::write(
+        &template,
+        "_format_version: '2.1'\nconsumers:\n  - username: anon\n    keyauth_credentials:\n      - key: $SUPABASE_ANON_KEY\n\
+         services:\n  - name: storage-v1\n    url: http://supabase-storage:5000/\n    connect_timeout: $KONG_STORAGE_CONNECT_TIMEOUT\n\
+         \x20   routes:\n      - name: storage-v1-all\n        paths: [/storage/v1/]\n        response_buffering: $KONG_STORAGE_RESPONSE_BUFFERING\n",
+    )
+    .unwrap();
+    t.env("SUPAKEYS_KONG_TEMPLATE", &template.display().to_string())
+        .env(
+            "SUPAKEYS_KONG_ENV",
+            "KONG_STORAGE_CONNECT_TIMEOUT,KONG_STORAGE_RESPONSE_BUFFERING",
+        )
+        .env("KONG_STORAGE_CONNECT_TIMEOUT", "60")
+        .env("KONG_STORAGE_RESPONSE_BUFFERING", "false");
+    t.run().success();
+    let kong = t.read("kong.yml");
+    assert!(kong.contains("connect_timeout: 60\n"), "{kong}");
+    assert!(kong.contains("response_buffering: false\n"), "{kong}");
+    // `check` renders the template again from the same environment: nothing differs.
+    t.args(&["check"]);
+    t.run().success();
+}

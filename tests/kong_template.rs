@@ -6,7 +6,8 @@
 //! `_format_version`, a placeholder in a key stayed verbatim.
 
 use crate::support::kong_values;
-use supakeys::kong::{Template, Values};
+use std::collections::BTreeMap;
+use supakeys::kong::{KongEnv, Template, Values};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const FMT: &str = "_format_version: '2.1'\n";
@@ -189,6 +190,100 @@ fn a_template_that_renders_too_large_is_refused() {
         Ok(out) => panic!("rendered {} bytes", out.len()),
         Err(e) => assert!(e.to_string().contains("renders to more than"), "{e}"),
     }
+}
+
+/// Coolify's kong.yml (coollabsio/coolify templates/compose/supabase.yaml, 2026-04) takes
+/// Storage's timeouts and buffering from Kong's environment, which its Kong entrypoint
+/// substituted into the text before Kong read it. supakeys fills the names listed in
+/// SUPAKEYS_KONG_ENV the same way: `connect_timeout: $T` becomes the number Kong's schema
+/// wants (services.lua: integer), `request_buffering: $B` the boolean (routes.lua), and a
+/// quoted placeholder stays a string. Before SUPAKEYS_KONG_ENV such a template was refused.
+const COOLIFY_STORAGE: &str = "services:\n  - name: storage-v1\n    url: http://supabase-storage:5000/\n    \
+    connect_timeout: $KONG_STORAGE_CONNECT_TIMEOUT\n    read_timeout: $KONG_STORAGE_READ_TIMEOUT\n    \
+    routes:\n      - name: storage-v1-all\n        paths: [/storage/v1/]\n        \
+    request_buffering: $KONG_STORAGE_REQUEST_BUFFERING\n        note: '$KONG_STORAGE_READ_TIMEOUT s'\n";
+
+fn kong_env(vars: &[(&str, Option<&str>)]) -> KongEnv {
+    KongEnv::new(
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+#[test]
+fn kong_environment_placeholders_take_the_type_textual_substitution_gives() {
+    let env = kong_env(&[
+        ("KONG_STORAGE_CONNECT_TIMEOUT", Some("60")),
+        ("KONG_STORAGE_READ_TIMEOUT", Some("3600")),
+        ("KONG_STORAGE_REQUEST_BUFFERING", Some("false")),
+    ]);
+    let out = Template::parse_with("t.yml", &format!("{FMT}{COOLIFY_STORAGE}"), &env)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .render(&values())
+        .unwrap();
+    let doc = YamlLoader::load_from_str(&out).unwrap().remove(0);
+    let service = doc["services"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some("storage-v1"))
+        .unwrap();
+    assert_eq!(service["connect_timeout"], Yaml::Integer(60));
+    assert_eq!(service["read_timeout"], Yaml::Integer(3600));
+    assert_eq!(
+        service["routes"][0]["request_buffering"],
+        Yaml::Boolean(false)
+    );
+    assert_eq!(
+        service["routes"][0]["note"].as_str(),
+        Some("3600 s"),
+        "a quoted value stays a string"
+    );
+    assert!(!out.contains("$KONG"), "{out}");
+}
+
+#[test]
+fn kong_environment_placeholders_are_refused_unless_named_and_set() {
+    let text = format!("{FMT}{COOLIFY_STORAGE}");
+    let e = refused(&text);
+    assert!(
+        e.contains("$KONG_STORAGE_CONNECT_TIMEOUT") && e.contains("SUPAKEYS_KONG_ENV"),
+        "an unknown placeholder points at SUPAKEYS_KONG_ENV: {e}"
+    );
+    let env = kong_env(&[
+        ("KONG_STORAGE_CONNECT_TIMEOUT", Some("60")),
+        ("KONG_STORAGE_READ_TIMEOUT", None),
+        ("KONG_STORAGE_REQUEST_BUFFERING", Some("false")),
+    ]);
+    let e = Template::parse_with("t.yml", &text, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("uses $KONG_STORAGE_READ_TIMEOUT, named in SUPAKEYS_KONG_ENV, but KONG_STORAGE_READ_TIMEOUT is not set"),
+        "{e}"
+    );
+}
+
+#[test]
+fn kong_environment_values_are_filled_once_and_never_into_keys() {
+    // A value is not searched for placeholders again, and keys are never filled in.
+    let env = kong_env(&[("KONG_X", Some("1"))]);
+    let e = Template::parse_with("t.yml", &format!("{FMT}$KONG_X: a\n"), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("in a mapping key"), "{e}");
+    let doc = Template::parse_with(
+        "t.yml",
+        &format!("{FMT}a: $KONG_X$KONG_X\nb: x$KONG_X\n"),
+        &env,
+    )
+    .unwrap()
+    .render(&values())
+    .map(|out| YamlLoader::load_from_str(&out).unwrap().remove(0))
+    .unwrap();
+    assert_eq!(doc["a"], Yaml::Integer(11));
+    assert_eq!(doc["b"].as_str(), Some("x1"));
 }
 
 mod properties {

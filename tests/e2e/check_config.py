@@ -17,8 +17,9 @@ import tomllib
 import yaml
 
 # Settings the layer sets itself rather than passing from .env: the directory is the volume,
-# the env file is compose's business, the kong template is upstream's mounted file.
-FIXED = {"SUPAKEYS_DIR", "SUPAKEYS_ENV_FILE", "SUPAKEYS_KONG_TEMPLATE"}
+# the env file is compose's business, the kong template is upstream's mounted file (whose
+# placeholders are all supakeys' own: no SUPAKEYS_KONG_ENV).
+FIXED = {"SUPAKEYS_DIR", "SUPAKEYS_ENV_FILE", "SUPAKEYS_KONG_TEMPLATE", "SUPAKEYS_KONG_ENV"}
 # Service -> (env file it loads, the image entrypoint it then runs, the image's CMD when
 # setting `entrypoint` drops it, or None when upstream's compose gives the command).
 LOADED = {

@@ -3,7 +3,8 @@
 
 usage: probe.py GATEWAY_URL SNAPSHOT_DIR RESULTS_DIR KIND HS256 LEGACY_ANON LEGACY_SERVICE
   KIND: envoy, kong, or kong-era (Kong with a template from before the admin-only OpenAPI
-  route); HS256: accept or reject. SNAPSHOT_DIR is a copy of the keys volume. RESULTS_DIR is
+  route), or coolify (Coolify's kong.yml as it is: also no translation of the opaque keys on
+  /storage/v1/); HS256: accept or reject. SNAPSHOT_DIR is a copy of the keys volume. RESULTS_DIR is
   where the stand-ins record the requests they answered, "-" when they record nothing.
   With E2E_DECISIONS=FILE, one JSON line per case (name, status, as expected) goes to FILE.
 
@@ -165,13 +166,17 @@ case("a user's bearer token passes through with the publishable key",
 # The OpenAPI document is for service_role only (upstream's templates since the Envoy move).
 r = request("GET", "/rest/v1/", {"apikey": sec})
 case("OpenAPI root with the secret key", r[0] == 200, r)
-if kind != "kong-era":
+if kind not in ("kong-era", "coolify"):
     r = request("GET", "/rest/v1/", {"apikey": pub})
     case("OpenAPI root refused with the publishable key", r[0] in (401, 403), r)
 
 # Storage verifies the forwarded token itself; a kid-less HS256 token uses AUTH_JWT_SECRET.
 r = request("GET", "/storage/v1/bucket", {"apikey": pub})
-case("storage accepts the anon JWT behind the publishable key", r[0] == 200 and as_token("storage", anon_asym, r), r)
+if kind == "coolify":
+    case("storage gets no token for the publishable key alone (Coolify's storage route translates nothing)",
+         r[0] == 400 and "Invalid Compact JWS" in r[1], r)
+else:
+    case("storage accepts the anon JWT behind the publishable key", r[0] == 200 and as_token("storage", anon_asym, r), r)
 r = request("GET", "/storage/v1/bucket", {"apikey": pub, **bearer(legacy_anon)})
 if accept:
     case("storage accepts a legacy HS256 token (HS256 accepted)", r[0] == 200, r)

@@ -18,12 +18,23 @@ hybrid verifier with jose 6; not proven to be the Sept 2026 version):
 - edge-runtime's CLI: `start --main-service DIR [--port N]` (default port 9000).
 Not restated: Deno and the user workers. Any function answers 200 with the JSON string
 "Hello from Edge Functions!" (what upstream's example `hello` function returns).
+
+Coolify's Supabase template (coollabsio/coolify templates/compose/supabase.yaml, 2026-04,
+volumes/functions/main/index.ts) mounts another main function, told apart by its use of
+jose's createRemoteJWKSet: ES256/RS256 tokens are verified against
+new URL('/auth/v1/.well-known/jwks.json', SUPABASE_URL) (fetched on first use, kept 10
+minutes, fetched again for an unknown kid at most every 30 s: jose's defaults), HS256 with
+JWT_SECRET, any other alg refused; `Authorization` split at spaces must start with
+`Bearer`. Refusals are 401 {"msg": "Invalid JWT"}, or {"msg": "Error: <reason>"} for a
+missing or malformed header; SUPABASE_JWKS is not read.
 """
 
 import json
 import os
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 from . import common
 from .common import Handler, Recorder, log
@@ -100,19 +111,71 @@ def verify(token, secret, jwks):
     raise Failure("UNAUTHORIZED_UNSUPPORTED_TOKEN_ALGORITHM", f"Unsupported JWT algorithm {alg}")
 
 
+class RemoteJwks:
+    """jose's createRemoteJWKSet: a JWKS fetched over HTTP, cached 10 minutes (cacheMaxAge),
+    fetched again early for a token no key matches, at most every 30 s (cooldownDuration)."""
+
+    def __init__(self, url):
+        self.url = url
+        self.jwks = None
+        self.fetched = 0.0
+
+    def get(self, unmatched=False):
+        age = time.time() - self.fetched
+        if self.jwks is None or age > 600 or (unmatched and age > 30):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    self.jwks = parse_jwks(r.read().decode("utf-8"))
+                self.fetched = time.time()
+            except (OSError, ValueError) as e:
+                log(SERVICE, f"JWKS fetch from {self.url} failed: {e}")
+        return self.jwks
+
+
 class FunctionsHandler(Handler):
     verify_jwt = False
     secret = None
     jwks = None
+    remote = None  # Coolify's main function: a RemoteJwks
 
     def failure(self, code, message):
         self.extra["refused"] = code
         self.reply(401, {"code": code, "message": message, "msg": message},
                    headers=[("sb-error-code", code)], content_type="application/json")
 
+    def coolify_check(self, headers):
+        """Coolify's main function; True when the request may go on."""
+        auth = headers.get("authorization")
+        parts = (auth or "").split(" ")
+        if not auth or parts[0] != "Bearer":
+            reason = "Missing authorization header" if not auth else "Auth header is not 'Bearer {token}'"
+            self.extra["refused"] = reason
+            self.reply(401, {"msg": f"Error: {reason}"}, content_type="application/json")
+            return False
+        token = parts[1] if len(parts) > 1 else ""
+        try:
+            claims = verify(token, self.secret, self.remote.get())
+        except Failure as f:
+            if f.code != ASYMMETRIC[0]:
+                claims = None
+            else:
+                try:
+                    claims = verify(token, self.secret, self.remote.get(unmatched=True))
+                except Failure:
+                    claims = None
+        if claims is None:
+            self.extra["refused"] = "Invalid JWT"
+            self.reply(401, {"msg": "Invalid JWT"}, content_type="application/json")
+            return False
+        self.extra["role"] = claims.get("role")
+        return True
+
     def route(self, method, path, query):
         headers = self.lower_headers()
-        if method != "OPTIONS" and self.verify_jwt:
+        if method != "OPTIONS" and self.verify_jwt and self.remote is not None:
+            if not self.coolify_check(headers):
+                return
+        elif method != "OPTIONS" and self.verify_jwt:
             auth = headers.get("authorization")
             if not auth:
                 return self.failure(*MISSING)
@@ -163,8 +226,18 @@ def main(argv):
     FunctionsHandler.verify_jwt = env.get("VERIFY_JWT") == "true"
     FunctionsHandler.secret = env.get("JWT_SECRET")
     FunctionsHandler.jwks = parse_jwks(env.get("SUPABASE_JWKS"))
+    try:
+        with open(os.path.join(main_service, "index.ts"), encoding="utf-8", errors="replace") as f:
+            router = f.read()
+    except OSError:
+        router = ""
+    if "createRemoteJWKSet" in router:
+        url = urllib.parse.urljoin(env.get("SUPABASE_URL") or "", "/auth/v1/.well-known/jwks.json")
+        FunctionsHandler.remote = RemoteJwks(url)
+        rec.note("router", "coolify: remote JWKS " + url)
     log(SERVICE, f"main function started (VERIFY_JWT={FunctionsHandler.verify_jwt}, "
-                 f"JWKS keys: {len(FunctionsHandler.jwks['keys']) if FunctionsHandler.jwks else 'none'})")
+                 f"JWKS keys: {len(FunctionsHandler.jwks['keys']) if FunctionsHandler.jwks else 'none'}"
+                 f"{', remote JWKS' if FunctionsHandler.remote else ''})")
     common.serve(SERVICE, port, FunctionsHandler, rec)
     return 0
 

@@ -221,6 +221,11 @@ class Route:
             if not isinstance(p, str) or not (p.startswith("/") or p.startswith("~/")):
                 raise ConfigError(f"in 'routes' {self.name!r}: paths: should start with: / (fixed path) "
                                   "or ~/ (regex path)")
+        # kong/db/schema/entities/routes.lua: the buffering switches are booleans; Kong's
+        # schema refuses another type (a string "false" included).
+        for name in ("request_buffering", "response_buffering"):
+            if name in d and not isinstance(d[name], bool):
+                raise ConfigError(f"in 'routes' {self.name!r}: {name}: expected a boolean")
         self.expression = Expression(d["expression"]) if d.get("expression") else None
         if self.expression and self.paths:
             raise ConfigError(f"in 'routes' {self.name!r}: expression and paths cannot be combined")
@@ -245,6 +250,12 @@ class Service:
             self.path = d.get("path")
         if d.get("protocol"):
             self.protocol = d["protocol"]
+        # kong/db/schema/entities/services.lua: the timeouts are integers from 1 to 2^31-2
+        # (nonzero_timeout); a string such as "60" or "$KONG_STORAGE_CONNECT_TIMEOUT" is refused.
+        for name in ("connect_timeout", "write_timeout", "read_timeout"):
+            value = d.get(name)
+            if name in d and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 2):
+                raise ConfigError(f"in 'services' {self.name!r}: {name}: expected an integer")
         self.plugins = {}
 
 

@@ -46,9 +46,24 @@ def seed(argv):
     """run.sh's seed step: (re)creates the self-host tenant."""
     rec = Recorder(SERVICE)
     rec.start(argv[1:], ENV_USED, argv_file="run-sh-argv")
-    env = os.environ
-    if env.get("SEED_SELF_HOST") != "true":
+    if os.environ.get("SEED_SELF_HOST") != "true":
         return 0
+    return seed_tenant()
+
+
+def release_eval(argv):
+    """/app/bin/realtime eval 'Realtime.Release.seeds(Realtime.Repo)' (Coolify's template runs
+    it itself): lib/realtime/release.ex seeds/1 evaluates priv/repo/seeds.exs, whatever
+    SEED_SELF_HOST says; any other expression is not restated."""
+    if argv[1:] != ["eval", "Realtime.Release.seeds(Realtime.Repo)"]:
+        log(SERVICE, f"realtime stand-in: unsupported release command {argv[1:]!r}")
+        return 1
+    return seed_tenant()
+
+
+def seed_tenant():
+    """priv/repo/seeds.exs: (re)creates the self-host tenant."""
+    env = os.environ
     name = env.get("SELF_HOST_TENANT_NAME", "realtime-dev")
     # System.get_env(name, default): the default only when the variable is unset.
     tenant = {"external_id": name, "jwt_secret": env.get("API_JWT_SECRET", DEFAULT_SECRET)}

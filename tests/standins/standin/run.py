@@ -23,6 +23,11 @@ PROGRAMS = {
     "migrate": ("standin.pooler", "main"),
     "supavisor": ("standin.pooler", "main"),
     "pooler": ("standin.pooler", "main"),
+    "realtime-eval": ("standin.realtime", "release_eval"),
+    "minio": ("standin.minio", "main"),
+    "mc": ("standin.minio", "main"),
+    "logflare": ("standin.logflare", "main"),
+    "vector": ("standin.vector", "main"),
 }
 
 
