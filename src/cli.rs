@@ -93,7 +93,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Base URL of the API gateway [default: http://api-gw:8000, its name inside the compose
-    /// network]. From the host, pass the public URL (https:// needs a build with `--features tls`).
+    /// network]. From elsewhere, pass the public https:// URL (plain http:// is refused beyond
+    /// the local network: see --allow-plain-http).
     #[arg(long, env = "SUPAKEYS_DOCTOR_URL", value_name = "URL")]
     pub url: Option<OsString>,
     /// A signed-in user's access token, to check which key Auth signs with (never printed).
@@ -114,9 +115,19 @@ pub struct DoctorArgs {
     /// `text` for people, `json` for scripts [default: text].
     #[arg(long, value_name = "text|json")]
     pub format: Option<OsString>,
-    /// Seconds to wait for each answer: a number, or with s or m [default: 5].
+    /// Seconds to wait for the name lookup and for each answer: a number, or with s or m
+    /// [default: 5]. A whole run ends within 4 times this.
     #[arg(long, env = "SUPAKEYS_DOCTOR_TIMEOUT", value_name = "SECONDS")]
     pub timeout: Option<OsString>,
+    /// Send the secret key and service-role tokens over plain http:// to an address outside
+    /// the local network (loopback, private, link-local or a compose service name), where
+    /// anyone on the way can read them. Refused without this flag.
+    #[arg(
+        long,
+        env = "SUPAKEYS_DOCTOR_ALLOW_PLAIN_HTTP",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub allow_plain_http: bool,
 }
 
 /// Keeps a secret flag value out of `Debug` output from the moment it is parsed.

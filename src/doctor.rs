@@ -21,7 +21,7 @@ use crate::cli::DoctorArgs;
 use crate::config::{Inputs, LegacyHs256};
 use crate::envfile::DotEnv;
 use crate::error::{Error, Result};
-use crate::http::{self, HttpError, Request, Response, Scheme, Target};
+use crate::http::{Client, HttpError, Method, Request, Response, Roots, Scheme, Target};
 use crate::jwk::{Kid, SigningKey, b64};
 use crate::secret::Secret;
 use crate::state::{self, State, Status};
@@ -29,7 +29,8 @@ use crate::store::Store;
 use analyse::{ApiKey, Context, Evidence, Gateway, KeyFact, Service};
 pub use analyse::{LAYER_FIX, WITHOUT_LAYER};
 use serde_json::{Value, json};
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// The gateway as seen from inside the compose network (upstream also names it `kong`
@@ -41,6 +42,12 @@ const DEFAULT_TIMEOUT_SECS: i64 = 5;
 const REST_PROBE_PATH: &str = "/rest/v1/supakeys_doctor_probe";
 /// Lifetime of the tokens doctor mints (issued 10 s in the past for clock skew).
 const TOKEN_SECS: i64 = 60;
+/// A whole run ends within this many `--timeout`s: the name lookup takes at most one,
+/// each request at most one, and requests still unanswered at this bound fail.
+const RUN_TIMEOUTS: u32 = 4;
+/// `--access-token -` reads at most this much of standard input (Auth's access tokens are
+/// a few hundred bytes to a few KiB).
+const MAX_STDIN_TOKEN: u64 = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
@@ -60,6 +67,8 @@ struct Options {
     timeout: Duration,
     format: Format,
     token: TokenSource,
+    /// `--allow-plain-http`: send the credentials over plain HTTP to any address.
+    allow_plain_http: bool,
 }
 
 impl Options {
@@ -74,13 +83,6 @@ impl Options {
                 "Give the gateway's base URL, e.g. http://api-gw:8000 inside the compose network or https://api.example.com from outside.",
             )
         })?;
-        if target.scheme == Scheme::Https && !http::TLS_BUILT {
-            return Err(Error::invalid(
-                URL,
-                "is an https:// URL, but this supakeys was built without TLS",
-                "Run doctor inside the compose network with the default http://api-gw:8000, or use a supakeys built with `--features tls`.",
-            ));
-        }
         let timeout = match text(args.timeout, TIMEOUT)? {
             None => DEFAULT_TIMEOUT_SECS,
             Some(text) => crate::config::parse_duration(&text)
@@ -132,10 +134,57 @@ impl Options {
         };
         Ok(Options {
             target,
-            timeout: Duration::from_secs(timeout as u64),
+            timeout: Duration::from_secs(timeout.unsigned_abs()),
             format,
             token,
+            allow_plain_http: args.allow_plain_http,
         })
+    }
+
+    /// Refuses to send the secret key and service-role tokens in cleartext beyond the
+    /// local network (see [`private_network`]), unless `--allow-plain-http` says so.
+    fn check_cleartext(&self, addrs: &[SocketAddr]) -> Result<()> {
+        if self.target.scheme == Scheme::Https
+            || self.allow_plain_http
+            || private_network(&self.target.host, addrs)
+        {
+            return Ok(());
+        }
+        let mut place = self.target.host.clone();
+        if self.target.host.parse::<IpAddr>().is_err() {
+            let public: Vec<String> = addrs
+                .iter()
+                .filter(|a| !local_address(a.ip()))
+                .map(|a| a.ip().to_string())
+                .collect();
+            place = format!("{place} ({})", public.join(", "));
+        }
+        Err(Error::invalid(
+            "--url (SUPAKEYS_DOCTOR_URL)",
+            format!(
+                "is a plain http:// URL to {place}, outside the local network: doctor sends the secret key and service-role tokens, which would cross it in cleartext"
+            ),
+            "Use the gateway's https:// URL, or run doctor inside the compose network (http://api-gw:8000); to send them in cleartext anyway, pass --allow-plain-http (SUPAKEYS_DOCTOR_ALLOW_PLAIN_HTTP=true).",
+        ))
+    }
+}
+
+/// Where plain HTTP may carry doctor's credentials: a compose service name (one label that
+/// starts with a letter, so not a number the resolver would read as an address), or a host
+/// whose every address is loopback, private (RFC 1918, ULA fc00::/7) or link-local.
+fn private_network(host: &str, addrs: &[SocketAddr]) -> bool {
+    let service_name =
+        !host.contains(['.', ':']) && host.starts_with(|c: char| c.is_ascii_alphabetic());
+    service_name || (!addrs.is_empty() && addrs.iter().all(|a| local_address(a.ip())))
+}
+
+fn local_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => local_address(IpAddr::V4(v4)),
+            None => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
+        },
     }
 }
 
@@ -152,14 +201,33 @@ fn text(value: Option<std::ffi::OsString>, name: &'static str) -> Result<Option<
     }
 }
 
+/// The first line of standard input, at most [`MAX_STDIN_TOKEN`] bytes.
 fn read_token_from_stdin() -> Result<Secret> {
-    let mut line = String::new();
+    const NAME: &str = "--access-token - (standard input)";
+    let mut line = zeroize::Zeroizing::new(Vec::new());
     std::io::stdin()
-        .read_line(&mut line)
+        .lock()
+        .take(MAX_STDIN_TOKEN + 1)
+        .read_until(b'\n', &mut line)
         .map_err(|e| Error::io("read", "standard input", e))?;
-    let token = Secret::new(line.trim());
-    line.clear();
-    Ok(token)
+    if line.len() as u64 > MAX_STDIN_TOKEN {
+        return Err(Error::invalid(
+            NAME,
+            format!(
+                "holds a line longer than {} KiB, longer than any access token",
+                MAX_STDIN_TOKEN / 1024
+            ),
+            "Pipe in the access token alone, on one line.",
+        ));
+    }
+    let text = std::str::from_utf8(&line).map_err(|_| {
+        Error::invalid(
+            NAME,
+            "is not valid UTF-8",
+            "Pipe in the access token alone, on one line.",
+        )
+    })?;
+    Ok(Secret::new(text.trim()))
 }
 
 /// What doctor knows from the keys directory and the environment.
@@ -194,6 +262,12 @@ impl Material {
         let jwt_jwks: Value = serde_json::from_slice(&read("jwt_jwks.json")?)
             .map_err(|_| Error::state(store.path_of("jwt_jwks.json"), "not valid JSON"))?;
         let oct = crate::render::legacy_hs256_secret(&jwt_jwks);
+        if oct.as_ref().is_some_and(|k| k.expose().is_empty()) {
+            return Err(Error::state(
+                store.path_of("jwt_jwks.json"),
+                "its oct key (the legacy JWT secret) is empty",
+            ));
+        }
         // The mode the state records (the files follow it after `init`).
         let mode = state.legacy_hs256.mode;
         let gateway_path = store.path_of("gateway.env");
@@ -205,15 +279,29 @@ impl Material {
                     problem: r.problem,
                 }
             })?;
-        let anon_key = gateway
-            .get("ANON_KEY")
-            .filter(|v| !v.is_empty())
-            .map(Secret::new)
-            .ok_or_else(|| Error::state(&gateway_path, "has no ANON_KEY"))?;
-        let service_key = gateway
-            .get("SERVICE_ROLE_KEY")
-            .filter(|v| !v.is_empty())
-            .map(Secret::new);
+        // Both are JWTs that doctor sends in headers: a value another writer of the
+        // directory changed is refused here, naming it, before anything is sent.
+        let api_key = |name: &'static str| -> Result<Option<Secret>> {
+            let Some(value) = gateway.get(name).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            let problem = if value.chars().any(|c| c.is_control()) {
+                Some("holds a control character")
+            } else {
+                crate::jwt::parse(value).err().map(|p| p.describe())
+            };
+            match problem {
+                None => Ok(Some(Secret::new(value))),
+                Some(problem) => Err(Error::invalid(
+                    format!("{name} (in {})", crate::escape::path(&gateway_path)),
+                    problem,
+                    "gateway.env is written by `supakeys init`, which holds its keys in state.json: run it to rewrite the file",
+                )),
+            }
+        };
+        let anon_key =
+            api_key("ANON_KEY")?.ok_or_else(|| Error::state(&gateway_path, "has no ANON_KEY"))?;
+        let service_key = api_key("SERVICE_ROLE_KEY")?;
         // While HS256 is accepted the legacy keys are gateway.env's own (checked as such).
         let legacy = |name: &'static str| match mode {
             LegacyHs256::Accept => None,
@@ -279,7 +367,9 @@ const VERIFIERS: [Service; 3] = [Service::Rest, Service::Storage, Service::Realt
 fn verify_request(service: Service, anon_key: &Secret, token: &str) -> Request {
     let request = match service {
         Service::Storage => Request::get("/storage/v1/health"),
-        Service::Realtime => Request::post_json("/realtime/v1/api/broadcast", r#"{"messages":[]}"#),
+        Service::Realtime => {
+            Request::new(Method::Post, "/realtime/v1/api/broadcast").json(br#"{"messages":[]}"#)
+        }
         _ => Request::get(REST_PROBE_PATH),
     };
     request
@@ -289,7 +379,10 @@ fn verify_request(service: Service, anon_key: &Secret, token: &str) -> Request {
 
 /// An anonymous sign-in, with an API key sent as supabase-js sends it.
 fn sign_in_request(api_key: &Secret) -> Request {
-    with_api_key(Request::post_json("/auth/v1/signup", "{}"), api_key)
+    with_api_key(
+        Request::new(Method::Post, "/auth/v1/signup").json(b"{}"),
+        api_key,
+    )
 }
 
 /// `apikey: K` and `Authorization: Bearer K`, as supabase-js sends a key: both gateways
@@ -301,15 +394,16 @@ fn with_api_key(request: Request, api_key: &Secret) -> Request {
         .header("Authorization", &format!("Bearer {}", api_key.expose()))
 }
 
-fn hs256_token(secret: &Secret, payload_b64: &str) -> Secret {
+/// A kid-less HS256 token; `None` when jsonwebtoken refuses the secret (an empty one,
+/// which [`Material::load`] already refuses).
+fn hs256_token(secret: &Secret, payload_b64: &str) -> Option<Secret> {
     let header = b64(json!({"alg": "HS256", "typ": "JWT"}).to_string().as_bytes());
     let message = format!("{header}.{payload_b64}");
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes())
-        .expect("any byte string is an HMAC key");
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()).ok()?;
     let signature =
         jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
-            .expect("HMAC signing cannot fail");
-    Secret::new(format!("{message}.{signature}"))
+            .ok()?;
+    Some(Secret::new(format!("{message}.{signature}")))
 }
 
 /// The API keys the gateway is checked with, and whether each is a legacy HS256 JWT.
@@ -364,8 +458,11 @@ fn plan(material: &Material, options: &Options, now: i64) -> Result<Plan> {
             tokens.push((Probe::Verify(service, index), token.clone()));
         }
     }
-    if let Some(secret) = &material.jwt_secret {
-        let token = hs256_token(secret, &payload);
+    if let Some(token) = material
+        .jwt_secret
+        .as_ref()
+        .and_then(|secret| hs256_token(secret, &payload))
+    {
         for service in VERIFIERS {
             tokens.push((Probe::Hs256(service), token.clone()));
         }
@@ -433,11 +530,10 @@ type Answers = Vec<(Probe, std::result::Result<Response, HttpError>)>;
 /// the publishable key: what the gateway does with each key is the api-gw lines' business,
 /// and must not hide what the services say.
 fn retry_refused(
-    target: &Target,
+    client: &Connected,
     material: &Material,
     tokens: &[(Probe, Secret)],
     answers: &mut Answers,
-    timeout: Duration,
 ) {
     let key = &material.state.publishable_key;
     let retries: Vec<(Probe, Request)> = answers
@@ -454,7 +550,7 @@ fn retry_refused(
     if retries.is_empty() {
         return;
     }
-    for (probe, result) in execute(target, retries, timeout) {
+    for (probe, result) in execute(client, retries) {
         if analyse::gateway_refused(&result) {
             continue;
         }
@@ -470,8 +566,21 @@ fn retry_refused(
 /// reason.
 const PARALLEL: usize = 4;
 
+/// The client for the run, or why there is none (the gateway's name did not resolve): then
+/// every request fails with that reason.
+type Connected = std::result::Result<Client, HttpError>;
+
 /// Sends the requests, `PARALLEL` at a time, and returns the answers in plan order.
-fn execute(target: &Target, probes: Vec<(Probe, Request)>, timeout: Duration) -> Answers {
+fn execute(client: &Connected, probes: Vec<(Probe, Request)>) -> Answers {
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            return probes
+                .into_iter()
+                .map(|(probe, _)| (probe, Err(e.clone())))
+                .collect();
+        }
+    };
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
@@ -485,7 +594,7 @@ fn execute(target: &Target, probes: Vec<(Probe, Request)>, timeout: Duration) ->
                     let Some((_, request)) = probes.get(i) else {
                         break;
                     };
-                    let result = http::send(target, request, timeout);
+                    let result = client.send(request);
                     if let Ok(mut slots) = results.lock() {
                         slots[i] = Some(result);
                     }
@@ -540,12 +649,9 @@ fn lines(
     for service in VERIFIERS {
         for (index, _) in material.verifiers() {
             let result = find(Probe::Verify(service, index)).unwrap_or(&missing);
-            out.push(analyse::verifier(
-                cx,
-                service,
-                &material.facts[index],
-                result,
-            ));
+            if let Some(fact) = material.facts.get(index) {
+                out.push(analyse::verifier(cx, service, fact, result));
+            }
         }
         out.push(analyse::legacy_hs256(
             cx,
@@ -559,18 +665,19 @@ fn lines(
 /// `supakeys doctor`.
 pub fn run(inputs: &Inputs, store: &dyn Store, args: DoctorArgs) -> Result<()> {
     let options = Options::parse(args)?;
+    let started = Instant::now();
+    // The name is looked up once, within one --timeout; every request then ends within its
+    // own --timeout and the whole run within RUN_TIMEOUTS of them.
+    let client = Client::new(&options.target, Roots::mozilla(), options.timeout)
+        .map(|c| c.until(started + options.timeout * RUN_TIMEOUTS));
+    if let Ok(client) = &client {
+        options.check_cleartext(client.addresses())?;
+    }
     let material = Material::load(inputs, store)?;
     let location = store.location();
-    let started = Instant::now();
     let (probes, tokens) = plan(&material, &options, crate::clock::now())?;
-    let mut answers = execute(&options.target, probes, options.timeout);
-    retry_refused(
-        &options.target,
-        &material,
-        &tokens,
-        &mut answers,
-        options.timeout,
-    );
+    let mut answers = execute(&client, probes);
+    retry_refused(&client, &material, &tokens, &mut answers);
     let gateway = answers
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok())

@@ -191,9 +191,21 @@ impl Error {
     }
 }
 
+/// Messages carry paths and, in a few places, text from a file (the version that wrote a
+/// state, a template's placeholder): control characters in them are escaped, whatever the
+/// variant (see [`crate::escape`]).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        f.write_str(&crate::escape::text(&Message(self).to_string()))
+    }
+}
+
+/// The message of an error, before escaping.
+struct Message<'a>(&'a Error);
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             Error::MissingInput { name, fix } => write!(f, "{name} is not set. {fix}"),
             Error::InvalidInput { name, problem, fix } => write!(f, "{name}: {problem}. {fix}"),
             Error::EnvFileRead { path, problem } => write!(

@@ -1,25 +1,52 @@
-//! A small HTTP/1.1 client for `supakeys doctor`: one request per connection
-//! (`Connection: close`), a deadline for the whole exchange, and a response parser that is
-//! a pure function of the bytes received (unit-tested without a network).
+//! supakeys' one HTTP client: HTTP/1.1 over TCP or TLS, one request per connection
+//! (`Connection: close`), for `doctor` (the gateway) and the Kubernetes store (the API
+//! server). The whole public API:
 //!
-//! Plain `http://` is all doctor needs inside the compose network. `https://` works when
-//! supakeys is built with the `tls` feature (the default: rustls, trusting Mozilla's root
-//! certificates, or one given CA with [`Roots::from_pem`] for a Kubernetes API server);
-//! without it an https URL is refused up front with a clear error.
+//! - [`Target::parse`]: an `http://` or `https://` URL (host, port, base path).
+//! - [`Roots`]: what a TLS server's chain must end in: [`Roots::mozilla`] (compiled in; the
+//!   image has no CA store) or [`Roots::from_pem`] (a CA file, e.g. a cluster's `ca.crt`).
+//! - [`Client::new`]`(target, roots, timeout)`: resolves the host once, waiting at most
+//!   `timeout`; [`Client::until`] adds a deadline every request ends by.
+//! - [`Client::send`]`(&Request) -> Result<Response, HttpError>`: a [`Request`] (method,
+//!   path, headers, optional JSON body) and its [`Response`] (status, headers, body).
 //!
-//! Header values carry tokens and API keys: a [`Request`] never prints them (its `Debug`
-//! shows names only) and wipes them when dropped.
+//! Every wait is bounded: the lookup by the timeout (it runs in a thread that is no longer
+//! waited for), each request's connect, TLS handshake, writes and reads by the timeout from
+//! its start or the client's deadline, whichever comes first.
+//!
+//! Bytes received are parsed by `httparse` (hyper's parser, fuzzed upstream): the status
+//! line and headers, chunk sizes and trailers. This module frames the body (RFC 9112 §6.3)
+//! with checked arithmetic and bounds what it reads: 64 KiB of headers, 1 MiB of body, 16
+//! informational answers, 4 MiB in all. [`read_response`] reads from any `Read`, so the
+//! parsing is tested and fuzzed on bytes in memory.
+//!
+//! Header values and bodies carry tokens and keys: a [`Request`] never prints them (its
+//! `Debug` shows header names only) and wipes them when dropped; a [`Response`]'s `Debug`
+//! shows its status and header names only.
 
+use crate::escape;
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-/// The most header bytes accepted in a response.
+/// The most header bytes accepted in one response head.
 const MAX_HEAD: usize = 64 * 1024;
-/// The most body bytes accepted in a response (doctor reads small JSON answers).
+/// The most headers in one response head.
+const MAX_HEADERS: usize = 100;
+/// The most body bytes accepted (doctor reads small JSON answers; a Kubernetes Secret
+/// holds at most 1 MiB).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// The most informational (1xx) answers before the final one.
+const MAX_INFORMATIONAL: usize = 16;
+/// The longest chunk-size line (with extensions).
+const MAX_CHUNK_LINE: usize = 1024;
+/// The most bytes read for one response, framing included.
+const MAX_RECEIVED: usize = 4 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -40,7 +67,7 @@ pub struct Target {
 
 impl Target {
     /// Parses `http://host[:port][/path]` or `https://…`. Query, fragment and user info
-    /// are refused: doctor appends its own paths to the base URL.
+    /// are refused: requests append their own paths to the base URL.
     pub fn parse(url: &str) -> Result<Target, &'static str> {
         let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
             (Scheme::Http, rest)
@@ -52,27 +79,22 @@ impl Target {
         if rest.contains(['?', '#']) {
             return Err("must not have a query or a fragment");
         }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if authority.contains('@') {
             return Err("must not contain user information");
         }
-        let default_port = match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6.find(']').ok_or("has an unterminated [IPv6] host")?;
-            let port = match &v6[end + 1..] {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or("has an unterminated [IPv6] host")?;
+            let port = match after {
                 "" => None,
                 p => Some(
                     p.strip_prefix(':')
                         .ok_or("has text after the [IPv6] host")?,
                 ),
             };
-            (&v6[..end], port)
+            (host, port)
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h, Some(p)),
@@ -87,17 +109,14 @@ impl Target {
             return Err("has no valid host name");
         }
         let port = match port {
-            None => default_port,
+            None => scheme.default_port(),
             Some(p) => p
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
                 .ok_or("has a port that is not a number from 1 to 65535")?,
         };
-        if !path
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\'))
-        {
+        if !path.bytes().all(path_byte) {
             return Err("has a path with characters that need encoding");
         }
         Ok(Target {
@@ -119,18 +138,21 @@ impl Target {
 
     /// The Host header: the port only when it is not the scheme's default.
     fn host_header(&self) -> String {
-        let default = match self.scheme {
+        if self.port != self.scheme.default_port() {
+            self.authority()
+        } else if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+}
+
+impl Scheme {
+    fn default_port(self) -> u16 {
+        match self {
             Scheme::Http => 80,
             Scheme::Https => 443,
-        };
-        if self.port == default {
-            if self.host.contains(':') {
-                format!("[{}]", self.host)
-            } else {
-                self.host.clone()
-            }
-        } else {
-            self.authority()
         }
     }
 }
@@ -145,6 +167,11 @@ impl fmt::Display for Target {
     }
 }
 
+/// A byte a request path may hold as it is (visible ASCII but `"<>\`).
+fn path_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\')
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -152,7 +179,18 @@ pub enum Method {
     Put,
 }
 
-/// One request. Header values may be secrets: they are wiped on drop and never printed.
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+        }
+    }
+}
+
+/// One request. Header values and the body may be secrets: they are wiped on drop and
+/// never printed.
 pub struct Request {
     pub method: Method,
     /// The path below the target's base path, starting with `/`.
@@ -173,65 +211,56 @@ impl fmt::Debug for Request {
 }
 
 impl Request {
-    pub fn get(path: impl Into<String>) -> Request {
+    pub fn new(method: Method, path: impl Into<String>) -> Request {
         Request {
-            method: Method::Get,
+            method,
             path: path.into(),
             headers: Vec::new(),
             body: None,
         }
     }
 
-    /// A POST with a JSON body.
-    pub fn post_json(path: impl Into<String>, body: &str) -> Request {
-        Request {
-            method: Method::Post,
-            path: path.into(),
-            headers: vec![("Content-Type", Zeroizing::new("application/json".into()))],
-            body: Some(Zeroizing::new(body.as_bytes().to_vec())),
-        }
+    pub fn get(path: impl Into<String>) -> Request {
+        Request::new(Method::Get, path)
     }
 
-    /// A PUT with a JSON body (the body may hold secrets: it is wiped on drop).
-    pub fn put_json(path: impl Into<String>, body: &[u8]) -> Request {
-        Request {
-            method: Method::Put,
-            ..Request::post_json(path, "")
-        }
-        .body(body)
-    }
-
-    /// Replaces the body.
-    pub fn body(mut self, body: &[u8]) -> Request {
+    /// A JSON body (wiped on drop: it may hold secrets), with its `Content-Type`.
+    pub fn json(mut self, body: &[u8]) -> Request {
+        self.headers
+            .push(("Content-Type", Zeroizing::new("application/json".into())));
         self.body = Some(Zeroizing::new(body.to_vec()));
         self
     }
 
-    /// Adds a header. Values must not contain CR or LF (tokens and keys never do).
     pub fn header(mut self, name: &'static str, value: &str) -> Request {
-        assert!(
-            !value.contains(['\r', '\n']),
-            "header values never contain line breaks"
-        );
         self.headers.push((name, Zeroizing::new(value.to_owned())));
         self
     }
 
-    /// The bytes sent on the wire.
-    pub fn encode(&self, target: &Target) -> Zeroizing<Vec<u8>> {
-        let method = match self.method {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-        };
+    /// The bytes sent on the wire. A path or header value with a byte HTTP does not allow
+    /// there (a line break would start another header) is refused, naming where it is.
+    fn encode(&self, target: &Target) -> Result<Zeroizing<Vec<u8>>, HttpError> {
+        if !self.path.starts_with('/') || !self.path.bytes().all(path_byte) {
+            return Err(HttpError::InvalidRequest {
+                what: "path".into(),
+            });
+        }
+        // RFC 9110 §5.5: visible ASCII, spaces and tabs (obs-text is never ours to send).
+        let field_byte = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
         let mut head = Zeroizing::new(format!(
-            "{method} {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: supakeys-doctor/{}\r\nAccept: application/json\r\nConnection: close\r\n",
+            "{} {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: supakeys/{}\r\nAccept: application/json\r\nConnection: close\r\n",
+            self.method.as_str(),
             target.base_path,
             self.path,
             target.host_header(),
             env!("CARGO_PKG_VERSION"),
         ));
         for (name, value) in &self.headers {
+            if !value.bytes().all(field_byte) {
+                return Err(HttpError::InvalidRequest {
+                    what: format!("value of the {name} header"),
+                });
+            }
             head.push_str(name);
             head.push_str(": ");
             head.push_str(value);
@@ -245,7 +274,7 @@ impl Request {
         if let Some(body) = &self.body {
             bytes.extend_from_slice(body);
         }
-        bytes
+        Ok(bytes)
     }
 }
 
@@ -254,7 +283,8 @@ impl Request {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
-    /// Header names in lower case, values trimmed, in the order received.
+    /// Header names in lower case, values trimmed (bytes that are not UTF-8 as U+FFFD), in
+    /// the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -285,170 +315,284 @@ impl Response {
     }
 }
 
-/// Why a response could not be read; never contains request or response bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why an answer is not HTTP/1.1 supakeys can read; never contains the bytes received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Malformed {
-    StatusLine,
-    HeaderLine,
+    /// httparse refused the status line or a header.
+    Head(httparse::Error),
     HeadTooLarge,
-    BodyTooLarge,
+    TooManyHeaders,
+    Informational,
     ContentLength,
     Chunk,
+    BodyTooLarge,
+    TooLong,
     /// The connection closed before the response was complete.
     Truncated,
 }
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Malformed::StatusLine => "the status line is not HTTP/1.x",
-            Malformed::HeaderLine => "a header line is malformed",
-            Malformed::HeadTooLarge => "the headers exceed 64 KiB",
-            Malformed::BodyTooLarge => "the body exceeds 1 MiB",
-            Malformed::ContentLength => "Content-Length is not a number",
-            Malformed::Chunk => "the chunked body is malformed",
-            Malformed::Truncated => "the connection closed before the response was complete",
+        match self {
+            Malformed::Head(e) => write!(f, "the status line or a header is malformed ({e})"),
+            Malformed::HeadTooLarge => write!(f, "the headers exceed {} KiB", MAX_HEAD / 1024),
+            Malformed::TooManyHeaders => write!(f, "there are more than {MAX_HEADERS} headers"),
+            Malformed::Informational => write!(
+                f,
+                "it sends more than {MAX_INFORMATIONAL} informational (1xx) answers"
+            ),
+            Malformed::ContentLength => {
+                f.write_str("Content-Length is not one decimal number below 2^64")
+            }
+            Malformed::Chunk => f.write_str(
+                "the chunked body is malformed (a chunk size that is not a hexadecimal number below 2^64, or a chunk without its line end)",
+            ),
+            Malformed::BodyTooLarge => write!(f, "the body exceeds {} MiB", MAX_BODY >> 20),
+            Malformed::TooLong => write!(f, "the answer exceeds {} MiB", MAX_RECEIVED >> 20),
+            Malformed::Truncated => {
+                f.write_str("the connection closed before the response was complete")
+            }
+        }
+    }
+}
+
+/// Why reading a response failed: the connection, or the bytes received on it.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    Malformed(Malformed),
+}
+
+impl From<Malformed> for ReadError {
+    fn from(m: Malformed) -> Self {
+        ReadError::Malformed(m)
+    }
+}
+
+/// Reads one response from `source` (a connection, or bytes in memory): the final answer
+/// after at most 16 informational (1xx) answers, and its body framed as RFC 9112 §6.3
+/// says for a response to a GET, POST or PUT.
+pub fn read_response(source: impl Read) -> Result<Response, ReadError> {
+    let mut input = Input {
+        source,
+        pending: Vec::new(),
+        received: 0,
+    };
+    let mut informational = 0;
+    let (status, headers) = loop {
+        let (status, headers) = input.parse(MAX_HEAD, Malformed::HeadTooLarge, head)?;
+        if !(100..200).contains(&status) || status == 101 {
+            break (status, headers);
+        }
+        informational += 1;
+        if informational > MAX_INFORMATIONAL {
+            return Err(Malformed::Informational.into());
+        }
+    };
+    let body = match framing(status, &headers)? {
+        Body::None => Vec::new(),
+        Body::Length(n) => input.take(n)?,
+        Body::UntilClose => input.rest(MAX_BODY)?,
+        Body::Chunked => chunked(&mut input)?,
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+type Parsed<T> = Result<httparse::Status<(usize, T)>, Malformed>;
+
+/// The status line and headers (names in lower case, values as text).
+fn head(bytes: &[u8]) -> Parsed<(u16, Vec<(String, String)>)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let used = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) => return Ok(httparse::Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(Malformed::TooManyHeaders),
+        Err(e) => return Err(Malformed::Head(e)),
+    };
+    let status = response
+        .code
+        .ok_or(Malformed::Head(httparse::Error::Status))?;
+    let headers = response
+        .headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).trim().to_owned();
+            (h.name.to_ascii_lowercase(), value)
         })
-    }
+        .collect();
+    Ok(httparse::Status::Complete((used, (status, headers))))
 }
 
-/// Parses a response from the bytes received so far. `Ok(None)`: more bytes are needed;
-/// `eof` says the peer closed the connection (a body without length then ends there).
-/// Informational (1xx) responses before the final one are skipped.
-pub fn parse_response(
-    buf: &[u8],
-    eof: bool,
-    head_request: bool,
-) -> Result<Option<Response>, Malformed> {
-    let mut start = 0;
+/// A chunked body (RFC 9112 §7.1): sizes read by httparse, the total kept under
+/// [`MAX_BODY`] with checked arithmetic, trailers read and dropped.
+fn chunked<R: Read>(input: &mut Input<R>) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
     loop {
-        let rest = &buf[start..];
-        let Some(end) = find(rest, b"\r\n\r\n") else {
-            if rest.len() > MAX_HEAD {
-                return Err(Malformed::HeadTooLarge);
+        let size = input.parse(MAX_CHUNK_LINE, Malformed::Chunk, |bytes| {
+            // httparse reads an empty size as 0; a size is at least one hex digit.
+            if bytes.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                return Err(Malformed::Chunk);
             }
-            return if eof {
-                Err(Malformed::Truncated)
-            } else {
-                Ok(None)
-            };
-        };
-        if end > MAX_HEAD {
-            return Err(Malformed::HeadTooLarge);
-        }
-        let head = std::str::from_utf8(&rest[..end]).map_err(|_| Malformed::HeaderLine)?;
-        let mut lines = head.split("\r\n");
-        let status = parse_status_line(lines.next().unwrap_or_default())?;
-        let mut headers = Vec::new();
-        for line in lines {
-            let (name, value) = line.split_once(':').ok_or(Malformed::HeaderLine)?;
-            if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
-                return Err(Malformed::HeaderLine);
-            }
-            headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-        }
-        let body_start = start + end + 4;
-        if (100..200).contains(&status) && status != 101 {
-            start = body_start;
-            continue;
-        }
-        let response = |body: Vec<u8>| Response {
-            status,
-            headers: headers.clone(),
-            body,
-        };
-        let body = &buf[body_start..];
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        if head_request || status == 204 || status == 304 {
-            return Ok(Some(response(Vec::new())));
-        }
-        if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-            return match decode_chunked(body)? {
-                Some(decoded) => Ok(Some(response(decoded))),
-                None if eof => Err(Malformed::Truncated),
-                None => Ok(None),
-            };
-        }
-        if let Some(length) = header("content-length") {
-            let length: usize = length.parse().map_err(|_| Malformed::ContentLength)?;
-            if length > MAX_BODY {
-                return Err(Malformed::BodyTooLarge);
-            }
-            return if body.len() >= length {
-                Ok(Some(response(body[..length].to_vec())))
-            } else if eof {
-                Err(Malformed::Truncated)
-            } else {
-                Ok(None)
-            };
-        }
-        if body.len() > MAX_BODY {
-            return Err(Malformed::BodyTooLarge);
-        }
-        return if eof {
-            Ok(Some(response(body.to_vec())))
-        } else {
-            Ok(None)
-        };
-    }
-}
-
-fn parse_status_line(line: &str) -> Result<u16, Malformed> {
-    let mut parts = line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let code = parts.next().unwrap_or_default();
-    if !(version == "HTTP/1.1" || version == "HTTP/1.0")
-        || code.len() != 3
-        || !code.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(Malformed::StatusLine);
-    }
-    code.parse().map_err(|_| Malformed::StatusLine)
-}
-
-/// Decodes a complete chunked body; `Ok(None)` while the last chunk has not arrived.
-fn decode_chunked(mut buf: &[u8]) -> Result<Option<Vec<u8>>, Malformed> {
-    let mut out = Vec::new();
-    loop {
-        let Some(line_end) = find(buf, b"\r\n") else {
-            return if buf.len() > 1024 {
-                Err(Malformed::Chunk)
-            } else {
-                Ok(None)
-            };
-        };
-        let line = std::str::from_utf8(&buf[..line_end]).map_err(|_| Malformed::Chunk)?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| Malformed::Chunk)?;
-        buf = &buf[line_end + 2..];
+            httparse::parse_chunk_size(bytes).map_err(|_| Malformed::Chunk)
+        })?;
         if size == 0 {
-            // Trailers end with an empty line; doctor needs none of them.
-            return Ok(find(buf, b"\r\n").map(|_| out));
+            input.parse(MAX_HEAD, Malformed::HeadTooLarge, |bytes| {
+                let mut trailers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                match httparse::parse_headers(bytes, &mut trailers) {
+                    Ok(httparse::Status::Complete((used, _))) => {
+                        Ok(httparse::Status::Complete((used, ())))
+                    }
+                    Ok(httparse::Status::Partial) => Ok(httparse::Status::Partial),
+                    Err(httparse::Error::TooManyHeaders) => Err(Malformed::TooManyHeaders),
+                    Err(e) => Err(Malformed::Head(e)),
+                }
+            })?;
+            return Ok(body);
         }
-        if out.len() + size > MAX_BODY {
-            return Err(Malformed::BodyTooLarge);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|size| body.len().checked_add(*size).is_some_and(|t| t <= MAX_BODY))
+            .ok_or(Malformed::BodyTooLarge)?;
+        body.extend_from_slice(&input.take(size)?);
+        if input.take(2)? != b"\r\n" {
+            return Err(Malformed::Chunk.into());
         }
-        if buf.len() < size + 2 {
-            return Ok(None);
-        }
-        if &buf[size..size + 2] != b"\r\n" {
-            return Err(Malformed::Chunk);
-        }
-        out.extend_from_slice(&buf[..size]);
-        buf = &buf[size + 2..];
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// How a body is framed.
+enum Body {
+    None,
+    Length(usize),
+    UntilClose,
+    Chunked,
 }
 
-/// Why a request got no response. Carries host names and addresses, never request bytes.
+/// RFC 9112 §6.3: no body for 1xx, 204 and 304; `Transfer-Encoding` wins over
+/// `Content-Length` and means chunked when chunked is its last coding (otherwise the body
+/// ends at the close); every `Content-Length` must be the same decimal number; without
+/// either the body ends at the close.
+fn framing(status: u16, headers: &[(String, String)]) -> Result<Body, Malformed> {
+    if (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(Body::None);
+    }
+    let values = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+    };
+    if let Some(last) = values("transfer-encoding").next_back() {
+        return Ok(if last.eq_ignore_ascii_case("chunked") {
+            Body::Chunked
+        } else {
+            Body::UntilClose
+        });
+    }
+    let mut length = None;
+    for value in values("content-length") {
+        let n: u64 = Some(value)
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
+            .ok_or(Malformed::ContentLength)?;
+        if length.is_some_and(|l| l != n) {
+            return Err(Malformed::ContentLength);
+        }
+        length = Some(n);
+    }
+    match length.map(usize::try_from) {
+        None => Ok(Body::UntilClose),
+        Some(Ok(n)) if n <= MAX_BODY => Ok(Body::Length(n)),
+        Some(_) => Err(Malformed::BodyTooLarge),
+    }
+}
+
+/// The bytes of a connection, read as the parser needs them, [`MAX_RECEIVED`] in all.
+struct Input<R> {
+    source: R,
+    /// Received and not consumed yet.
+    pending: Vec<u8>,
+    received: usize,
+}
+
+impl<R: Read> Input<R> {
+    /// Reads more bytes; `Truncated` at the end of the stream.
+    fn more(&mut self) -> Result<(), ReadError> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match self.source.read(&mut chunk) {
+                Ok(0) => return Err(Malformed::Truncated.into()),
+                Ok(n) => {
+                    self.received = self.received.saturating_add(n);
+                    if self.received > MAX_RECEIVED {
+                        return Err(Malformed::TooLong.into());
+                    }
+                    self.pending
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A TLS peer that closes without close_notify: the end of the stream.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(Malformed::Truncated.into());
+                }
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    }
+
+    /// The next `n` bytes.
+    fn take(&mut self, n: usize) -> Result<Vec<u8>, ReadError> {
+        while self.pending.len() < n {
+            self.more()?;
+        }
+        let rest = self.pending.split_off(n);
+        Ok(std::mem::replace(&mut self.pending, rest))
+    }
+
+    /// Every byte up to the end of the stream, at most `limit` of them.
+    fn rest(&mut self, limit: usize) -> Result<Vec<u8>, ReadError> {
+        while self.pending.len() <= limit {
+            match self.more() {
+                Ok(()) => {}
+                Err(ReadError::Malformed(Malformed::Truncated)) => {
+                    return Ok(std::mem::take(&mut self.pending));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Malformed::BodyTooLarge.into())
+    }
+
+    /// Runs `parse` (an httparse reading of the pending bytes) until it is complete within
+    /// `limit` bytes, reading more while it is partial; `too_long` beyond the limit.
+    fn parse<T>(
+        &mut self,
+        limit: usize,
+        too_long: Malformed,
+        parse: impl Fn(&[u8]) -> Parsed<T>,
+    ) -> Result<T, ReadError> {
+        loop {
+            match parse(&self.pending)? {
+                httparse::Status::Complete((used, value)) if used <= limit => {
+                    self.pending.drain(..used.min(self.pending.len()));
+                    return Ok(value);
+                }
+                httparse::Status::Partial if self.pending.len() <= limit => self.more()?,
+                _ => return Err(too_long.into()),
+            }
+        }
+    }
+}
+
+/// Why a request got no response. Carries host names, addresses and descriptions (escaped:
+/// a certificate's names or an OS message), never request or response bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HttpError {
     /// The resolver does not know the host name.
@@ -459,6 +603,11 @@ pub enum HttpError {
     Resolve {
         host: String,
         detail: String,
+    },
+    /// The resolver gave no answer within the timeout.
+    ResolveTimeout {
+        host: String,
+        after: Duration,
     },
     /// Nothing listens at the address.
     Refused {
@@ -473,20 +622,33 @@ pub enum HttpError {
         addr: String,
         detail: String,
     },
-    /// No complete response before the deadline.
+    /// No complete response within the timeout of the request.
     Timeout {
-        seconds: u64,
+        after: Duration,
     },
+    /// The client's deadline ([`Client::until`]) passed before a complete response.
+    Deadline,
     /// The connection failed while sending or receiving.
     Io {
         detail: String,
     },
     Malformed(Malformed),
-    /// An https URL, but this supakeys was built without TLS.
-    TlsNotBuilt,
     Tls {
         detail: String,
     },
+    /// The request itself holds a byte HTTP does not allow (`what`: where).
+    InvalidRequest {
+        what: String,
+    },
+}
+
+/// A duration as doctor's messages show it: whole seconds, or tenths below ten seconds.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 || d.as_secs() >= 10 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 impl fmt::Display for HttpError {
@@ -494,181 +656,225 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::UnknownHost { host } => write!(f, "the host name {host} is unknown here"),
             HttpError::Resolve { host, detail } => write!(f, "cannot resolve {host}: {detail}"),
+            HttpError::ResolveTimeout { host, after } => write!(
+                f,
+                "cannot resolve {host}: no answer from the name server within {}",
+                seconds(*after)
+            ),
             HttpError::Refused { addr } => write!(f, "nothing listens on {addr}"),
             HttpError::ConnectTimeout { addr } => write!(f, "{addr} does not answer"),
             HttpError::Connect { addr, detail } => write!(f, "cannot connect to {addr}: {detail}"),
-            HttpError::Timeout { seconds } => write!(f, "no complete answer within {seconds} s"),
+            HttpError::Timeout { after } => {
+                write!(f, "no complete answer within {}", seconds(*after))
+            }
+            HttpError::Deadline => {
+                f.write_str("no complete answer before the deadline set for all requests")
+            }
             HttpError::Io { detail } => write!(f, "the connection failed: {detail}"),
             HttpError::Malformed(m) => write!(f, "the answer is not valid HTTP: {m}"),
-            HttpError::TlsNotBuilt => f.write_str(
-                "this supakeys was built without TLS (cargo feature `tls`); use an http:// URL",
-            ),
             HttpError::Tls { detail } => write!(f, "TLS failed: {detail}"),
+            HttpError::InvalidRequest { what } => write!(
+                f,
+                "the request's {what} holds a character HTTP does not allow there"
+            ),
         }
     }
 }
 
 impl std::error::Error for HttpError {}
 
-/// True when this build can talk to https:// URLs.
-pub const TLS_BUILT: bool = cfg!(feature = "tls");
-
-/// The certificate authorities an https connection trusts.
-#[derive(Clone)]
-pub struct Roots {
-    /// `None`: Mozilla's roots, for public URLs.
-    #[cfg(feature = "tls")]
-    config: Option<std::sync::Arc<rustls::ClientConfig>>,
+/// A description from the OS or rustls, safe to show (a certificate's names are the
+/// server's text).
+fn detail(e: &dyn fmt::Display) -> String {
+    escape::text(&e.to_string()).into_owned()
 }
 
-impl Roots {
-    /// Mozilla's root certificates (compiled in: the image has no CA store).
-    pub fn public() -> Roots {
-        Roots {
-            #[cfg(feature = "tls")]
-            config: None,
-        }
-    }
+/// The certificates a TLS server's chain must end in.
+#[derive(Clone, Debug)]
+pub struct Roots(rustls::RootCertStore);
 
-    /// Only the certificates of a PEM bundle (a Kubernetes cluster's `ca.crt`). Fails when
-    /// the bundle holds no usable certificate, or this build has no TLS.
-    #[cfg(feature = "tls")]
-    pub fn from_pem(pem: &[u8]) -> Result<Roots, String> {
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("is not a PEM certificate bundle ({e})"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("holds a certificate rustls cannot use ({e})"))?;
-        }
-        if roots.is_empty() {
-            return Err("holds no certificate".into());
-        }
-        Ok(Roots {
-            config: Some(client_config(roots)?),
+impl Roots {
+    /// Mozilla's root certificates, compiled in (`webpki-roots`): the image has no CA store.
+    pub fn mozilla() -> Roots {
+        Roots(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         })
     }
 
-    #[cfg(not(feature = "tls"))]
-    pub fn from_pem(_pem: &[u8]) -> Result<Roots, String> {
-        Err("cannot be used: this supakeys was built without TLS (cargo feature `tls`)".into())
+    /// The certificates of a PEM file (`-----BEGIN CERTIFICATE-----` sections; other
+    /// sections are skipped), e.g. a Kubernetes cluster's CA. The caller reads the file
+    /// with its own size bound. Errors say what is wrong, without the file's bytes.
+    pub fn from_pem(pem: &[u8]) -> Result<Roots, String> {
+        let mut store = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("is not valid PEM ({})", detail(&e)))?;
+            store
+                .add(cert)
+                .map_err(|e| format!("holds a certificate rustls cannot use ({})", detail(&e)))?;
+        }
+        if store.is_empty() {
+            return Err("holds no PEM certificate".into());
+        }
+        Ok(Roots(store))
     }
 }
 
-#[cfg(feature = "tls")]
-fn client_config(
-    roots: rustls::RootCertStore,
-) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|b| std::sync::Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-    .map_err(|e| e.to_string())
-}
-
-/// Sends `request` to `target` and reads the response, all within `timeout`.
-pub fn send(target: &Target, request: &Request, timeout: Duration) -> Result<Response, HttpError> {
-    send_with(target, request, timeout, &Roots::public())
-}
-
-/// [`send`], trusting `roots` for https.
-pub fn send_with(
-    target: &Target,
-    request: &Request,
+/// Requests to one target: the host resolved once, TLS prepared once.
+#[derive(Debug)]
+pub struct Client {
+    target: Target,
+    addrs: Vec<SocketAddr>,
     timeout: Duration,
-    roots: &Roots,
-) -> Result<Response, HttpError> {
-    if target.scheme == Scheme::Https && !TLS_BUILT {
-        return Err(HttpError::TlsNotBuilt);
-    }
-    let deadline = Instant::now() + timeout;
-    let stream = connect(target, deadline, timeout)?;
-    let mut conn = wrap(stream, target, roots)?;
-    let io_error = |e: io::Error| match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HttpError::Timeout {
-            seconds: timeout.as_secs().max(1),
-        },
-        // rustls reports handshake and certificate failures as InvalidData.
-        io::ErrorKind::InvalidData if target.scheme == Scheme::Https => HttpError::Tls {
-            detail: e.to_string(),
-        },
-        _ => HttpError::Io {
-            detail: e.to_string(),
-        },
-    };
-    conn.write_all(&request.encode(target)).map_err(io_error)?;
-    conn.flush().map_err(io_error)?;
-    let head_request = false;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(HttpError::Timeout {
-                seconds: timeout.as_secs().max(1),
-            });
-        }
-        conn.set_read_timeout(remaining).map_err(io_error)?;
-        let n = match conn.read(&mut chunk) {
-            Ok(n) => n,
-            // A TLS peer that closes without close_notify: treat as the end of the stream.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_error(e)),
+    deadline: Option<Instant>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Client {
+    /// Resolves the target's host (an IP literal needs no lookup), waiting at most
+    /// `timeout`, and prepares TLS for an `https://` target. `timeout` also bounds each
+    /// request sent with [`Client::send`].
+    pub fn new(target: &Target, roots: Roots, timeout: Duration) -> Result<Client, HttpError> {
+        // Instants stay far from overflowing.
+        let timeout = timeout.min(Duration::from_secs(86_400));
+        let tls = match target.scheme {
+            Scheme::Http => None,
+            Scheme::Https => Some(tls_config(roots)?),
         };
-        buf.extend_from_slice(&chunk[..n]);
-        match parse_response(&buf, n == 0, head_request) {
-            Ok(Some(response)) => return Ok(response),
-            Ok(None) => {}
-            Err(m) => return Err(HttpError::Malformed(m)),
+        Ok(Client {
+            addrs: resolve(&target.host, target.port, timeout)?,
+            target: target.clone(),
+            timeout,
+            deadline: None,
+            tls,
+        })
+    }
+
+    /// Every request ends by `deadline`, however much of its own timeout is left.
+    pub fn until(mut self, deadline: Instant) -> Client {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The addresses the host resolved to, in the order they are tried.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Sends `request` and reads the response: connecting, the TLS handshake, writing and
+    /// reading all end by the request's timeout (from now) or the client's deadline.
+    pub fn send(&self, request: &Request) -> Result<Response, HttpError> {
+        let bytes = request.encode(&self.target)?;
+        let now = Instant::now();
+        let own = now + self.timeout;
+        let (deadline, expired) = match self.deadline {
+            Some(d) if d < own => (d, HttpError::Deadline),
+            _ => (
+                own,
+                HttpError::Timeout {
+                    after: self.timeout,
+                },
+            ),
+        };
+        if deadline <= now {
+            return Err(expired);
         }
+        let stream = Timed {
+            socket: self.connect(deadline, &expired)?,
+            deadline,
+        };
+        let mut conn = match &self.tls {
+            None => Conn::Plain(stream),
+            Some(config) => {
+                let name = ServerName::try_from(self.target.host.clone())
+                    .map_err(|e| HttpError::Tls { detail: detail(&e) })?;
+                let tls = rustls::ClientConnection::new(Arc::clone(config), name)
+                    .map_err(|e| HttpError::Tls { detail: detail(&e) })?;
+                Conn::Tls(Box::new(rustls::StreamOwned::new(tls, stream)))
+            }
+        };
+        let tls = self.tls.is_some();
+        let io_error = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => expired.clone(),
+            // rustls reports handshake and certificate failures as InvalidData.
+            io::ErrorKind::InvalidData if tls => HttpError::Tls { detail: detail(&e) },
+            _ => HttpError::Io { detail: detail(&e) },
+        };
+        conn.write_all(&bytes).map_err(io_error)?;
+        conn.flush().map_err(io_error)?;
+        read_response(&mut conn).map_err(|e| match e {
+            ReadError::Io(e) => io_error(e),
+            ReadError::Malformed(m) => HttpError::Malformed(m),
+        })
+    }
+
+    fn connect(&self, deadline: Instant, expired: &HttpError) -> Result<TcpStream, HttpError> {
+        let mut last = HttpError::UnknownHost {
+            host: self.target.host.clone(),
+        };
+        for addr in &self.addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(expired.clone());
+            }
+            match TcpStream::connect_timeout(addr, left) {
+                Ok(stream) => {
+                    // Requests are small and written at once; latency matters more.
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(e) => {
+                    let addr = addr.to_string();
+                    last = match e.kind() {
+                        io::ErrorKind::ConnectionRefused => HttpError::Refused { addr },
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                            HttpError::ConnectTimeout { addr }
+                        }
+                        _ => HttpError::Connect {
+                            addr,
+                            detail: detail(&e),
+                        },
+                    };
+                }
+            }
+        }
+        Err(last)
     }
 }
 
-fn connect(target: &Target, deadline: Instant, timeout: Duration) -> Result<TcpStream, HttpError> {
-    let addrs: Vec<SocketAddr> = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|e| resolve_error(&target.host, &e))?
-        .collect();
-    let mut last = HttpError::UnknownHost {
-        host: target.host.clone(),
-    };
-    for addr in addrs {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(HttpError::Timeout {
-                seconds: timeout.as_secs().max(1),
-            });
-        }
-        match TcpStream::connect_timeout(&addr, remaining) {
-            Ok(stream) => {
-                // Requests are small and written at once; latency matters more than batching.
-                let _ = stream.set_nodelay(true);
-                stream
-                    .set_write_timeout(Some(remaining))
-                    .map_err(|e| HttpError::Io {
-                        detail: e.to_string(),
-                    })?;
-                return Ok(stream);
-            }
-            Err(e) => {
-                let addr = addr.to_string();
-                last = match e.kind() {
-                    io::ErrorKind::ConnectionRefused => HttpError::Refused { addr },
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                        HttpError::ConnectTimeout { addr }
-                    }
-                    _ => HttpError::Connect {
-                        addr,
-                        detail: e.to_string(),
-                    },
-                };
-            }
-        }
+/// Looks `host` up, waiting at most `timeout`. `getaddrinfo` cannot be interrupted: it
+/// runs in its own thread, which is left to finish (or to end with the process) when the
+/// wait is over.
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, HttpError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    Err(last)
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_owned();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let result = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.collect::<Vec<_>>());
+            let _ = tx.send(result);
+        })
+        .map_err(|e| HttpError::Resolve {
+            host: host.into(),
+            detail: detail(&e),
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(HttpError::UnknownHost { host: host.into() }),
+        Ok(Err(e)) => Err(resolve_error(host, &e)),
+        Err(_) => Err(HttpError::ResolveTimeout {
+            host: host.into(),
+            after: timeout,
+        }),
+    }
 }
 
 /// Tells "no such name" (the usual case outside the compose network) from other resolver
@@ -686,33 +892,64 @@ fn resolve_error(host: &str, e: &io::Error) -> HttpError {
     } else {
         HttpError::Resolve {
             host: host.into(),
-            detail: text,
+            detail: escape::text(&text).into_owned(),
         }
+    }
+}
+
+fn tls_config(roots: Roots) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| Arc::new(b.with_root_certificates(roots.0).with_no_client_auth()))
+        .map_err(|e| HttpError::Tls { detail: detail(&e) })
+}
+
+/// A socket whose every read and write ends by the deadline: the timeout is set to what is
+/// left before each call. TLS runs over it, so the handshake is bounded too.
+struct Timed {
+    socket: TcpStream,
+    deadline: Instant,
+}
+
+impl Timed {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::ErrorKind::TimedOut.into())
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.set_read_timeout(Some(self.left()?))?;
+        self.socket.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.set_write_timeout(Some(self.left()?))?;
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.socket.flush()
     }
 }
 
 /// A plain or TLS connection.
 enum Conn {
-    Plain(TcpStream),
-    #[cfg(feature = "tls")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Conn {
-    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.set_read_timeout(Some(timeout)),
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => s.sock.set_read_timeout(Some(timeout)),
-        }
-    }
+    Plain(Timed),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Timed>>),
 }
 
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf),
-            #[cfg(feature = "tls")]
             Conn::Tls(s) => s.read(buf),
         }
     }
@@ -722,7 +959,6 @@ impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.write(buf),
-            #[cfg(feature = "tls")]
             Conn::Tls(s) => s.write(buf),
         }
     }
@@ -730,248 +966,10 @@ impl Write for Conn {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.flush(),
-            #[cfg(feature = "tls")]
             Conn::Tls(s) => s.flush(),
         }
     }
 }
 
-#[cfg(not(feature = "tls"))]
-fn wrap(stream: TcpStream, _target: &Target, _roots: &Roots) -> Result<Conn, HttpError> {
-    Ok(Conn::Plain(stream))
-}
-
-#[cfg(feature = "tls")]
-fn wrap(stream: TcpStream, target: &Target, roots: &Roots) -> Result<Conn, HttpError> {
-    use std::sync::{Arc, OnceLock};
-    if target.scheme == Scheme::Http {
-        return Ok(Conn::Plain(stream));
-    }
-    static PUBLIC: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = match &roots.config {
-        Some(config) => Arc::clone(config),
-        None => PUBLIC
-            .get_or_init(|| {
-                client_config(rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                })
-            })
-            .clone()
-            .map_err(|detail| HttpError::Tls { detail })?,
-    };
-    let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
-        HttpError::Tls {
-            detail: e.to_string(),
-        }
-    })?;
-    let conn = rustls::ClientConnection::new(config, name).map_err(|e| HttpError::Tls {
-        detail: e.to_string(),
-    })?;
-    Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(conn, stream))))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_all(bytes: &[u8]) -> Result<Option<Response>, Malformed> {
-        parse_response(bytes, true, false)
-    }
-
-    #[test]
-    fn urls() {
-        let t = Target::parse("http://api-gw:8000").unwrap();
-        assert_eq!(
-            (t.scheme, t.host.as_str(), t.port, t.base_path.as_str()),
-            (Scheme::Http, "api-gw", 8000, "")
-        );
-        assert_eq!(t.to_string(), "http://api-gw:8000");
-        let t = Target::parse("https://example.com/base/").unwrap();
-        assert_eq!((t.port, t.base_path.as_str()), (443, "/base"));
-        assert_eq!(t.to_string(), "https://example.com/base");
-        let t = Target::parse("http://[::1]:8000/").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.authority()),
-            ("::1", "[::1]:8000".into())
-        );
-        for bad in [
-            "api-gw:8000",
-            "ftp://x",
-            "http://",
-            "http://x:0",
-            "http://x:99999",
-            "http://x/?a=1",
-            "http://user:pw@x",
-            "http://x/a b",
-            "http://[::1",
-        ] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn request_bytes_carry_the_base_path_and_close_the_connection() {
-        let t = Target::parse("http://kong:8000/prefix").unwrap();
-        let r = Request::post_json("/auth/v1/signup", "{}").header("apikey", "k");
-        let text = String::from_utf8(r.encode(&t).to_vec()).unwrap();
-        assert!(text.starts_with("POST /prefix/auth/v1/signup HTTP/1.1\r\nHost: kong:8000\r\n"));
-        assert!(text.contains("\r\nConnection: close\r\n"));
-        assert!(text.contains("\r\napikey: k\r\nContent-Length: 2\r\n\r\n{}"));
-        // Debug never shows header values.
-        assert!(!format!("{r:?}").contains("\"k\""));
-    }
-
-    #[test]
-    fn content_length_bodies() {
-        let raw = b"HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\nContent-Length: 12\r\n\r\nUnauthorizedEXTRA";
-        let r = parse_all(raw).unwrap().unwrap();
-        assert_eq!(r.status, 401);
-        assert_eq!(r.header("Content-Type"), Some("text/plain"));
-        assert_eq!(r.body, b"Unauthorized");
-        // Incomplete: wait for more unless the peer closed.
-        assert_eq!(parse_response(&raw[..60], false, false), Ok(None));
-        assert_eq!(
-            parse_response(&raw[..60], true, false),
-            Err(Malformed::Truncated)
-        );
-    }
-
-    #[test]
-    fn chunked_bodies() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
-        let r = parse_all(raw).unwrap().unwrap();
-        assert_eq!(r.body, br#"{"a":1}"#);
-        assert_eq!(r.json().unwrap()["a"], 1);
-        assert_eq!(
-            parse_response(&raw[..raw.len() - 2], false, false),
-            Ok(None)
-        );
-        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
-        assert_eq!(parse_all(bad), Err(Malformed::Chunk));
-    }
-
-    #[test]
-    fn bodies_without_length_end_at_close() {
-        let raw = b"HTTP/1.0 200 OK\r\n\r\nhello";
-        assert_eq!(parse_response(raw, false, false), Ok(None));
-        assert_eq!(parse_all(raw).unwrap().unwrap().body, b"hello");
-    }
-
-    #[test]
-    fn informational_responses_are_skipped() {
-        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX: y\r\n\r\n";
-        let r = parse_response(raw, false, false).unwrap().unwrap();
-        assert_eq!((r.status, r.header("x")), (204, Some("y")));
-    }
-
-    #[test]
-    fn malformed_responses() {
-        assert_eq!(
-            parse_all(b"SSH-2.0-OpenSSH\r\n\r\n"),
-            Err(Malformed::StatusLine)
-        );
-        assert_eq!(
-            parse_all(b"HTTP/1.1 2000 OK\r\n\r\n"),
-            Err(Malformed::StatusLine)
-        );
-        assert_eq!(
-            parse_all(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"),
-            Err(Malformed::HeaderLine)
-        );
-        assert_eq!(
-            parse_all(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
-            Err(Malformed::ContentLength)
-        );
-        assert_eq!(
-            parse_all(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n"),
-            Err(Malformed::BodyTooLarge)
-        );
-        assert_eq!(parse_all(b""), Err(Malformed::Truncated));
-        let huge = vec![b'a'; MAX_HEAD + 10];
-        assert_eq!(
-            parse_response(&huge, false, false),
-            Err(Malformed::HeadTooLarge)
-        );
-    }
-
-    #[test]
-    fn resolver_texts() {
-        let e = io::Error::other("failed to lookup address information: Name or service not known");
-        assert_eq!(
-            resolve_error("api-gw", &e),
-            HttpError::UnknownHost {
-                host: "api-gw".into()
-            }
-        );
-        let e = io::Error::other(
-            "failed to lookup address information: Temporary failure in name resolution",
-        );
-        assert!(matches!(resolve_error("x", &e), HttpError::Resolve { .. }));
-    }
-
-    #[test]
-    fn a_local_server_round_trip() {
-        use std::net::TcpListener;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap();
-            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
-            // The answer arrives in two writes, chunked, and the connection stays open:
-            // the client must stop at the last chunk, not wait for the close.
-            s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n")
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            s.write_all(b"0\r\n\r\n").unwrap();
-            std::thread::sleep(Duration::from_millis(500));
-            request
-        });
-        let t = Target::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let started = Instant::now();
-        let r = send(&t, &Request::get("/x"), Duration::from_secs(5)).unwrap();
-        assert!(started.elapsed() < Duration::from_millis(400));
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
-        assert!(server.join().unwrap().starts_with("GET /x HTTP/1.1\r\n"));
-    }
-
-    #[test]
-    fn refused_and_timed_out_connections() {
-        use std::net::TcpListener;
-        // A port that was just free: nothing listens there.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let t = Target::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        assert!(matches!(
-            send(&t, &Request::get("/"), Duration::from_secs(2)),
-            Err(HttpError::Refused { .. })
-        ));
-        // A server that accepts and never answers.
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let t = Target::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        let started = Instant::now();
-        let result = send(&t, &Request::get("/"), Duration::from_millis(300));
-        assert!(
-            matches!(result, Err(HttpError::Timeout { .. })),
-            "{result:?}"
-        );
-        assert!(started.elapsed() < Duration::from_secs(2));
-        drop(listener);
-    }
-
-    #[test]
-    fn https_without_the_feature_is_refused_up_front() {
-        if TLS_BUILT {
-            return;
-        }
-        let t = Target::parse("https://127.0.0.1:1").unwrap();
-        assert_eq!(
-            send(&t, &Request::get("/"), Duration::from_secs(1)),
-            Err(HttpError::TlsNotBuilt)
-        );
-    }
-}
+mod tests;

@@ -16,6 +16,7 @@ pub mod config;
 pub mod doctor;
 pub mod envfile;
 pub mod error;
+pub mod escape;
 pub mod http;
 pub mod input;
 pub mod jwk;

@@ -62,11 +62,31 @@ pub fn main(cli: Cli) -> i32 {
 /// closed pipe, `2>&1 | head -1`) must never stop or abort a run. Rust ignores SIGPIPE, so
 /// such a write fails with EPIPE; tracing-subscriber would report that with `eprintln!`,
 /// which panics on the same closed stderr, so its internal error log is off as well.
-struct LossyStderr;
+///
+/// Each event arrives in one write, ending with its newline. In the text format any other
+/// control character in it (a file name, a value from a file or a service) is escaped, so
+/// no log line can clear a terminal or forge another line. JSON escapes C0 controls itself;
+/// DEL, C1 and bidirectional controls, which it leaves, become `\uXXXX` escapes (they only
+/// occur inside JSON strings, where that escape means the same character).
+struct LossyStderr {
+    text: bool,
+}
 
 impl Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
+        let line = String::from_utf8_lossy(buf);
+        let body = line.strip_suffix('\n').unwrap_or(&line);
+        let escaped = if self.text {
+            crate::escape::text(body).into_owned()
+        } else {
+            body.chars()
+                .map(|c| match c {
+                    c if crate::escape::is_unsafe(c) => format!("\\u{:04x}", u32::from(c)),
+                    c => c.to_string(),
+                })
+                .collect()
+        };
+        let _ = std::io::stderr().write_all(format!("{escaped}\n").as_bytes());
         Ok(buf.len())
     }
 
@@ -77,8 +97,9 @@ impl Write for LossyStderr {
 }
 
 fn init_logging(format: LogFormat, level: tracing::Level) {
+    let text = format == LogFormat::Text;
     let builder = tracing_subscriber::fmt()
-        .with_writer(|| LossyStderr)
+        .with_writer(move || LossyStderr { text })
         .log_internal_errors(false)
         .with_max_level(level)
         .with_target(false);
@@ -430,8 +451,13 @@ fn print_env(inputs: &Inputs, also_init: bool) -> Result<()> {
         path: store.path_of("supabase.env"),
     })?;
     let bytes = zeroize::Zeroizing::new(bytes);
+    // The file as supakeys wrote it has no control character but its newlines; one that
+    // another writer of the directory edited may, and they are not passed to a terminal.
+    let shown = zeroize::Zeroizing::new(
+        crate::escape::lines(&String::from_utf8_lossy(&bytes)).into_owned(),
+    );
     let mut out = std::io::stdout().lock();
-    out.write_all(&bytes)
+    out.write_all(shown.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|source| Error::Output { source })
 }

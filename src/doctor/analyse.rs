@@ -189,8 +189,10 @@ impl Service {
     }
 }
 
-/// Text a service sent, safe to print: one line, at most 160 characters, anything that
-/// looks like a JWT or an opaque API key replaced by `[redacted]`.
+/// Text a service sent, safe to print: one line (line breaks and tabs become spaces), at
+/// most 160 characters, anything that looks like a JWT or an opaque API key replaced by
+/// `[redacted]`. Other control characters are kept here and escaped by the report, which
+/// escapes every field it prints.
 pub fn redact(text: &str) -> String {
     let mut out = String::new();
     for word in text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
@@ -206,7 +208,13 @@ pub fn redact(text: &str) -> String {
     }
     let one_line: String = out
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = one_line.trim();
     if trimmed.chars().count() > 160 {
@@ -377,6 +385,11 @@ fn network(cx: &Context<'_>, e: &HttpError) -> Outcome {
             "doctor runs outside the compose network, or the gateway is not running",
             outside,
         ),
+        HttpError::ResolveTimeout { .. } => fail(
+            e.to_string(),
+            "the name server does not answer: doctor runs outside the compose network, or the network's DNS is down",
+            outside,
+        ),
         HttpError::Refused { .. }
         | HttpError::ConnectTimeout { .. }
         | HttpError::Connect { .. } => fail(
@@ -384,20 +397,34 @@ fn network(cx: &Context<'_>, e: &HttpError) -> Outcome {
             "the gateway is not running, or listens elsewhere",
             format!("`docker compose ps api-gw`; or {outside}"),
         ),
-        HttpError::Timeout { .. } => fail(
-            e.to_string(),
+        HttpError::Timeout { .. } | HttpError::Deadline => fail(
+            match e {
+                HttpError::Deadline => format!(
+                    "no complete answer before the end of the run ({} × --timeout)",
+                    super::RUN_TIMEOUTS
+                ),
+                _ => e.to_string(),
+            },
             "the gateway or the service behind it hangs",
             "read `docker compose logs`; raise --timeout for a slow link",
         ),
-        HttpError::TlsNotBuilt | HttpError::Tls { .. } => fail(
+        HttpError::Tls { .. } => fail(
             e.to_string(),
-            format!("{} needs TLS", cx.url),
-            "use the http:// URL inside the compose network, or a supakeys built with the `tls` feature",
+            format!(
+                "{} does not complete a TLS handshake supakeys trusts (a certificate for another name or from an unknown issuer, or no TLS on that port)",
+                cx.url
+            ),
+            "check the URL and the gateway's certificate; inside the compose network use http://api-gw:8000",
         ),
         HttpError::Io { .. } | HttpError::Malformed(_) => fail(
             e.to_string(),
             format!("{} does not speak HTTP/1.1 like the gateway", cx.url),
             "pass --url with the gateway's HTTP address (http://api-gw:8000 inside the compose network)",
+        ),
+        HttpError::InvalidRequest { .. } => fail(
+            e.to_string(),
+            "a key of the keys directory holds a character HTTP does not allow in a header",
+            "run `supakeys init` to rewrite the keys directory, then doctor again",
         ),
     }
 }

@@ -3,7 +3,12 @@
 //!
 //! Nothing here holds a secret: lines carry service names, kids, algorithms, statuses and
 //! what the services said (already redacted by the analysis).
+//!
+//! Lines quote what services answered: every text field is escaped as it is rendered, in
+//! text and JSON alike, so no answer can put a control character on the terminal or forge
+//! a line of the report.
 
+use crate::escape::text as esc;
 use serde_json::{Value, json};
 
 /// The result of one check.
@@ -68,17 +73,17 @@ fn counts(lines: &[Line]) -> (usize, usize, usize) {
 pub fn text(header: &Header<'_>, lines: &[Line]) -> String {
     let mut out = format!(
         "supakeys doctor: {}{}, keys in {}\n",
-        header.url,
+        esc(header.url),
         header
             .gateway
             .map(|g| format!(" (gateway: {g})"))
             .unwrap_or_default(),
-        header.dir
+        esc(header.dir)
     );
     let keys: Vec<String> = header
         .keys
         .iter()
-        .map(|(kid, alg, status)| format!("{status} {kid} ({alg})"))
+        .map(|(kid, alg, status)| format!("{status} {} ({alg})", esc(kid)))
         .collect();
     out.push_str(&format!(
         "keys: {}; legacy HS256 {}\n\n",
@@ -94,21 +99,28 @@ pub fn text(header: &Header<'_>, lines: &[Line]) -> String {
             Outcome::Fail { .. } => "✗",
             Outcome::Skip { .. } => "–",
         };
-        out.push_str(&format!("{mark} {:<10}  {}", line.service, line.title));
+        out.push_str(&format!(
+            "{mark} {:<10}  {}",
+            line.service,
+            esc(&line.title)
+        ));
         match &line.outcome {
             Outcome::Pass { detail } if detail.is_empty() => out.push('\n'),
-            Outcome::Pass { detail } => out.push_str(&format!(": {detail}\n")),
-            Outcome::Skip { reason } => out.push_str(&format!(": not checked: {reason}\n")),
+            Outcome::Pass { detail } => out.push_str(&format!(": {}\n", esc(detail))),
+            Outcome::Skip { reason } => {
+                out.push_str(&format!(": not checked: {}\n", esc(reason)));
+            }
             Outcome::Fail {
                 problem,
                 cause,
                 fix,
             } => {
+                let (problem, cause_text, fix_text) = (esc(problem), esc(cause), esc(fix));
                 if previous == Some((cause.as_str(), fix.as_str())) {
                     out.push_str(&format!("\n{INDENT}{problem}: cause and fix as above\n"));
                 } else {
                     out.push_str(&format!(
-                        "\n{INDENT}{problem}\n{INDENT}cause: {cause}\n{INDENT}fix: {fix}\n"
+                        "\n{INDENT}{problem}\n{INDENT}cause: {cause_text}\n{INDENT}fix: {fix_text}\n"
                     ));
                 }
                 previous = Some((cause, fix));
@@ -136,16 +148,16 @@ pub fn json(header: &Header<'_>, lines: &[Line]) -> Value {
             let mut check = json!({
                 "service": line.service,
                 "check": line.check,
-                "title": line.title,
+                "title": esc(&line.title),
             });
             if let Some((kid, status)) = &line.key {
-                check["kid"] = json!(kid);
+                check["kid"] = json!(esc(kid));
                 check["key_status"] = json!(status);
             }
             match &line.outcome {
                 Outcome::Pass { detail } => {
                     check["result"] = json!("pass");
-                    check["detail"] = json!(detail);
+                    check["detail"] = json!(esc(detail));
                 }
                 Outcome::Fail {
                     problem,
@@ -153,13 +165,13 @@ pub fn json(header: &Header<'_>, lines: &[Line]) -> Value {
                     fix,
                 } => {
                     check["result"] = json!("fail");
-                    check["problem"] = json!(problem);
-                    check["cause"] = json!(cause);
-                    check["fix"] = json!(fix);
+                    check["problem"] = json!(esc(problem));
+                    check["cause"] = json!(esc(cause));
+                    check["fix"] = json!(esc(fix));
                 }
                 Outcome::Skip { reason } => {
                     check["result"] = json!("skip");
-                    check["reason"] = json!(reason);
+                    check["reason"] = json!(esc(reason));
                 }
             }
             check
@@ -167,10 +179,10 @@ pub fn json(header: &Header<'_>, lines: &[Line]) -> Value {
         .collect();
     let (passed, failed, skipped) = counts(lines);
     json!({
-        "url": header.url,
+        "url": esc(header.url),
         "gateway": header.gateway,
-        "dir": header.dir,
-        "keys": header.keys.iter().map(|(kid, alg, status)| json!({"kid": kid, "alg": alg, "status": status})).collect::<Vec<_>>(),
+        "dir": esc(header.dir),
+        "keys": header.keys.iter().map(|(kid, alg, status)| json!({"kid": esc(kid), "alg": alg, "status": status})).collect::<Vec<_>>(),
         "legacy_hs256": header.legacy_hs256,
         "checks": checks,
         "passed": passed,

@@ -16,7 +16,7 @@
 
 use crate::config::KubernetesSettings as Settings;
 use crate::error::{Error, Result};
-use crate::http::{self, Request, Response, Roots, Scheme, Target};
+use crate::http::{Client, Method, Request, Response, Roots, Scheme, Target};
 use crate::secret::Secret;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -32,8 +32,8 @@ const MAX_FILE_BYTES: u64 = 256 << 10;
 
 /// The API server of the pod's cluster.
 pub struct Cluster {
-    target: Target,
-    roots: Roots,
+    /// The API server, trusted through `ca.crt`.
+    client: Client,
     token: PathBuf,
     pub namespace: String,
 }
@@ -124,14 +124,18 @@ impl Cluster {
             action: "read the service account".into(),
             problem: format!("{} {problem}", ca.display()),
         })?;
+        let target = Target {
+            scheme: Scheme::Https,
+            host: settings.host.clone(),
+            port: settings.port,
+            base_path: String::new(),
+        };
+        let client = Client::new(&target, roots, TIMEOUT).map_err(|e| Error::KubernetesApi {
+            action: "reach the API server".into(),
+            problem: format!("{target} ({e})"),
+        })?;
         let cluster = Cluster {
-            target: Target {
-                scheme: Scheme::Https,
-                host: settings.host.clone(),
-                port: settings.port,
-                base_path: String::new(),
-            },
-            roots,
+            client,
             token: dir.join("token"),
             namespace,
         };
@@ -171,12 +175,12 @@ impl Cluster {
 
     fn send(&self, request: Request, action: &str) -> Result<Response> {
         let request = request.header("Authorization", self.bearer()?.expose());
-        http::send_with(&self.target, &request, TIMEOUT, &self.roots).map_err(|e| {
-            Error::KubernetesApi {
+        self.client
+            .send(&request)
+            .map_err(|e| Error::KubernetesApi {
                 action: action.to_owned(),
-                problem: format!("{} ({e})", self.target),
-            }
-        })
+                problem: format!("{} ({e})", self.client.target()),
+            })
     }
 
     /// The error for an answer that is not a success, from its `Status` body (apimachinery
@@ -244,7 +248,7 @@ impl Cluster {
         let body = Zeroizing::new(serde_json::to_vec(&object).expect("JSON serializes"));
         let action = format!("create secret {name} in namespace {}", self.namespace);
         let response = self.send(
-            Request::post_json(self.write_path(None, mode), "").body(&body),
+            Request::new(Method::Post, self.write_path(None, mode)).json(&body),
             &action,
         )?;
         self.written(&response, "create", name, &action)
@@ -276,7 +280,7 @@ impl Cluster {
         let body = Zeroizing::new(serde_json::to_vec(&object).expect("JSON serializes"));
         let action = format!("update secret {name} in namespace {}", self.namespace);
         let response = self.send(
-            Request::put_json(self.write_path(Some(name), mode), &body),
+            Request::new(Method::Put, self.write_path(Some(name), mode)).json(&body),
             &action,
         )?;
         self.written(&response, "update", name, &action)

@@ -2,6 +2,9 @@
 //! stand-in of the gateway and the services behind it, answering as they do (the Docker
 //! suite in tests/doctor/run uses the full stand-ins). Checks the probe plan, the retry past
 //! a gateway that refuses one key, the exit codes and that no secret reaches the output.
+//! `hostile` answers with what no service should send.
+
+mod hostile;
 
 use crate::support::{Output, Test};
 use serde_json::{Value, json};
@@ -25,7 +28,12 @@ pub struct Stack {
     pub storage_unknown_kids: Vec<String>,
     /// The token the anonymous sign-in hands out.
     pub sign_in_token: String,
+    /// Answers instead of the stack when it returns true (given the request's path and the
+    /// connection): hostile or broken answers.
+    pub hostile: Option<Arc<Hostile>>,
 }
+
+type Hostile = dyn Fn(&str, &mut TcpStream) -> bool + Send + Sync;
 
 struct Reply {
     status: u16,
@@ -176,6 +184,11 @@ fn handle(mut conn: TcpStream, stack: &Stack) {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+    if let Some(hostile) = &stack.hostile
+        && hostile(path, &mut conn)
+    {
+        return;
     }
     let reply = stack.answer(method, path, &headers);
     let upstream = if reply.relayed {

@@ -355,7 +355,8 @@ fn services_made_without_the_layer() {
         )
     );
     assert!(fix.ends_with(podman), "{fix}");
-    let hs = crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30");
+    let hs =
+        crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30").unwrap();
     let (_, cause, fix) = failure(&signing_key(&cx, Evidence::Given(hs.expose())));
     assert_eq!(
         cause,
@@ -434,7 +435,8 @@ fn signing_key_from_a_given_token() {
             .contains("does not verify")
     );
     // Legacy HS256.
-    let hs = crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30");
+    let hs =
+        crate::doctor::hs256_token(&crate::secret::Secret::new("x".repeat(32)), "e30").unwrap();
     let (problem, cause, _) = failure(&signing_key(&cx, Evidence::Given(hs.expose())));
     assert!(problem.contains("with HS256"), "{problem}");
     assert!(cause.contains("without GOTRUE_JWT_KEYS"), "{cause}");
@@ -744,9 +746,7 @@ fn real_envoy(kind: &str) -> Result<Response, HttpError> {
         "escaped-slash" => include_bytes!("envoy/escaped-slash.http"),
         other => panic!("no capture named {other}"),
     };
-    Ok(crate::http::parse_response(bytes, true, false)
-        .expect("Envoy's answer parses")
-        .expect("Envoy's answer is complete"))
+    Ok(crate::http::read_response(bytes).expect("Envoy's answer parses and is complete"))
 }
 
 #[test]
