@@ -674,8 +674,12 @@ pub fn run(inputs: &Inputs, store: &dyn Store, args: DoctorArgs) -> Result<()> {
         options.check_cleartext(client.addresses())?;
     }
     let material = Material::load(inputs, store)?;
+    let now = crate::clock::now();
+    // doctor's tokens are issued at this clock: one the services' clocks see in the future
+    // is refused (PostgREST: "JWT issued at future"), so a clock that is obviously wrong is said.
+    state::warn_about_clock(now, Some(&material.state));
     let location = store.location();
-    let (probes, tokens) = plan(&material, &options, crate::clock::now())?;
+    let (probes, tokens) = plan(&material, &options, now)?;
     let mut answers = execute(&client, probes);
     retry_refused(&client, &material, &tokens, &mut answers);
     let gateway = answers
