@@ -109,6 +109,9 @@ def scenario(t, work, name, initial_env, crash_env, owner=None, seed=None):
     uid (root runs then fchown every file)."""
     base = os.path.join(work, f"{name}-initial")
     copy_dir(seed, base, owner)
+    if seed:
+        # As the version that wrote it left it: git keeps no 0600 mode for the fixture.
+        os.chmod(os.path.join(base, "state.json"), 0o600)
     committed = keypair(base) if seed else None
     if initial_env is not None:
         e = dict(initial_env, SUPAKEYS_DIR=base)
