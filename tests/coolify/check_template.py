@@ -97,9 +97,10 @@ CHANGED_ENV = {
 }
 # Settings the template fixes itself: the volume, no env file, the kong template and the
 # Kong variables it names, the dashboard user (Coolify's magic variable); and the issuer,
-# which no placeholder of Coolify's kong.yml uses.
+# which no placeholder of Coolify's kong.yml uses. Doctor's plain-HTTP opt-in is asked for
+# per run, never kept in the environment (as in the compose layers).
 FIXED = {"SUPAKEYS_DIR", "SUPAKEYS_ENV_FILE", "SUPAKEYS_KONG_TEMPLATE", "SUPAKEYS_KONG_ENV",
-         "DASHBOARD_USERNAME", "JWT_ISSUER"}
+         "DASHBOARD_USERNAME", "JWT_ISSUER", "SUPAKEYS_DOCTOR_ALLOW_PLAIN_HTTP"}
 # The Kubernetes mode's settings: Coolify runs the directory store (the volume).
 settings = {n for n in settings if n != "SUPAKEYS_STORE" and not n.startswith("SUPAKEYS_KUBERNETES_")}
 

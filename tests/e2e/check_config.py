@@ -19,7 +19,11 @@ import yaml
 # Settings the layer sets itself rather than passing from .env: the directory is the volume,
 # the env file is compose's business, the kong template is upstream's mounted file (whose
 # placeholders are all supakeys' own: no SUPAKEYS_KONG_ENV).
-FIXED = {"SUPAKEYS_DIR", "SUPAKEYS_ENV_FILE", "SUPAKEYS_KONG_TEMPLATE", "SUPAKEYS_KONG_ENV"}
+# SUPAKEYS_DOCTOR_ALLOW_PLAIN_HTTP is not passed on purpose: inside the compose network
+# doctor's URL is a service name, and sending the admin keys in clear to another host is a
+# choice made per run (`-e SUPAKEYS_DOCTOR_ALLOW_PLAIN_HTTP=true`), never from .env.
+FIXED = {"SUPAKEYS_DIR", "SUPAKEYS_ENV_FILE", "SUPAKEYS_KONG_TEMPLATE", "SUPAKEYS_KONG_ENV",
+         "SUPAKEYS_DOCTOR_ALLOW_PLAIN_HTTP"}
 # Service -> (env file it loads, the image entrypoint it then runs, the image's CMD when
 # setting `entrypoint` drops it, or None when upstream's compose gives the command).
 LOADED = {
